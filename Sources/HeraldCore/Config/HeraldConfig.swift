@@ -1,0 +1,139 @@
+import Foundation
+
+/// The validated contents of `channels.yaml`. Built only by `ConfigLoader`, so every value in it
+/// has been checked: names resolve, patterns and templates compile, URLs parse.
+public struct HeraldConfig: Sendable {
+    /// The path the configuration was read from, as given.
+    public var file: String
+    public var server: ServerConfig
+    public var storage: StorageConfig
+    public var defaults: DefaultsConfig
+    public var sources: SourcesConfig
+    /// Every sink in file order, including disabled optional ones.
+    public var sinks: [SinkConfig]
+    public var routes: [RouteConfig]
+    /// Show message bodies and codes in logs. Off by default: they are secrets.
+    public var logBodies: Bool
+    /// Things worth saying at start-up that do not stop it (disabled sinks, the development token).
+    public var warnings: [String]
+
+    public func sink(named name: String) -> SinkConfig? {
+        sinks.first { $0.name == name }
+    }
+
+    /// Sinks that will deliver: not disabled.
+    public var enabledSinks: [SinkConfig] { sinks.filter { $0.disabledReason == nil } }
+}
+
+public struct ServerConfig: Sendable {
+    public var host: String
+    public var port: Int
+    /// The base URL the provider calls, used to rebuild the signed URL. Nil: `http://` + Host.
+    public var publicURL: String?
+    /// Empty or nil: the admin API is off.
+    public var adminToken: Secret?
+    public var shutdownGrace: Duration
+
+    public var isLoopback: Bool {
+        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) || host.hasPrefix("127.")
+    }
+}
+
+public enum StorageConfig: Sendable, Equatable {
+    case memory
+}
+
+public struct DefaultsConfig: Sendable {
+    public var expireAfter: Duration
+    public var retry: RetryPolicy
+}
+
+public struct SourcesConfig: Sendable {
+    public var twilio: TwilioSourceConfig?
+    public var http: HTTPSourceConfig?
+}
+
+public struct TwilioSourceConfig: Sendable {
+    /// Used when `auth_token` is empty and Herald listens on loopback only, so `make run` works
+    /// without credentials. Start-up says so loudly.
+    public static let developmentToken = "herald-dev-token"
+
+    public var path: String
+    public var authToken: Secret
+    public var usesDevelopmentToken: Bool
+    public var verifySignature: Bool
+}
+
+public struct HTTPSourceConfig: Sendable {
+    public var path: String
+    public var token: Secret
+}
+
+public enum SinkKind: String, Sendable, CaseIterable {
+    case slack, http, file, twilio, email
+}
+
+public struct SinkConfig: Sendable {
+    public var name: String
+    public var kind: SinkKind
+    public var timeout: Duration
+    public var retry: RetryPolicy
+    /// How many deliveries to this sink may be under way at once.
+    public var concurrency: Int
+    public var optional: Bool
+    /// Why this sink is off (an optional sink with an unset secret); nil when it delivers.
+    public var disabledReason: String?
+    public var settings: SinkSettings
+}
+
+public enum SinkSettings: Sendable {
+    case slack(SlackSinkSettings)
+    case http(HTTPSinkSettings)
+    case file(FileSinkSettings)
+}
+
+public struct SlackSinkSettings: Sendable {
+    /// A Slack webhook URL is a credential: whoever has it can post to the channel.
+    public var webhookURL: Secret
+    public var text: MessageTemplate
+}
+
+public struct HTTPSinkSettings: Sendable {
+    public var url: Secret
+    public var method: String
+    public var headers: [(name: String, value: Secret)]
+    /// Nil: the event as JSON.
+    public var body: MessageTemplate?
+    public var signingSecret: Secret?
+}
+
+public struct FileSinkSettings: Sendable {
+    public var path: String
+}
+
+public struct RouteConfig: Sendable {
+    public var name: String
+    public var match: RouteMatch
+    public var app: String?
+    public var deliver: [String]
+    public var continues: Bool
+    public var otpPattern: Pattern?
+    public var expireAfter: Duration?
+}
+
+public struct RouteMatch: Sendable {
+    /// Normalized phone numbers or sender names; any of them matches.
+    public var from: [String]?
+    public var to: [String]?
+    public var body: Pattern?
+    public var source: [String]?
+
+    public init(from: [String]? = nil, to: [String]? = nil, body: Pattern? = nil, source: [String]? = nil) {
+        self.from = from
+        self.to = to
+        self.body = body
+        self.source = source
+    }
+
+    public var isEmpty: Bool { from == nil && to == nil && body == nil && source == nil }
+}

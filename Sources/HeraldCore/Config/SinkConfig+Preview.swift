@@ -1,0 +1,15 @@
+/// What a sink would send for an event, for `herald route` (a dry run that sends nothing).
+extension SinkConfig {
+    public func preview(event: Event, route: String?, app: String?) -> String {
+        let context = TemplateContext(event: event, route: route, app: app)
+        switch settings {
+        case .slack(let slack):
+            return slack.text.render(context)
+        case .http(let http):
+            let body = http.body?.render(context) ?? String(decoding: event.jsonData(), as: UTF8.self)
+            return "\(http.method) \(body)"
+        case .file(let file):
+            return "append to \(file.path): " + String(decoding: event.jsonData(), as: UTF8.self)
+        }
+    }
+}

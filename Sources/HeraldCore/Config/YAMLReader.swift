@@ -1,0 +1,237 @@
+import Foundation
+import Yams
+
+/// Walks a composed YAML tree, checking shape and collecting errors with their positions.
+/// Every scalar string goes through `${VAR}` / `${VAR:-default}` interpolation here.
+struct YAMLReader {
+    let file: String
+    let environment: [String: String]
+    private(set) var errors: [ConfigError] = []
+    /// While reading an `optional: true` sink, unset variables are collected here instead of being
+    /// errors; the sink is then disabled.
+    var missingVariables: [String]?
+
+    init(file: String, environment: [String: String]) {
+        self.file = file
+        self.environment = environment
+    }
+
+    // MARK: Errors
+
+    mutating func fail(_ node: Node?, _ message: String) {
+        let mark = node?.mark
+        errors.append(ConfigError(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+    }
+
+    mutating func fail(line: Int, column: Int, _ message: String) {
+        errors.append(ConfigError(file: file, line: line, column: column, message: message))
+    }
+
+    // MARK: Shapes
+
+    struct Fields {
+        var node: Node
+        var entries: [(key: String, keyNode: Node, value: Node)]
+
+        subscript(_ key: String) -> Node? {
+            entries.first { $0.key == key }?.value
+        }
+
+        func has(_ key: String) -> Bool { self[key] != nil }
+    }
+
+    /// A mapping with only the `allowed` keys; unknown keys are reported where they stand.
+    mutating func mapping(_ node: Node, _ path: String, allowed: [String]) -> Fields? {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "\(path) must be a mapping of keys to values")
+            return nil
+        }
+        var fields = Fields(node: node, entries: [])
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else {
+                fail(keyNode, "keys in \(path) must be plain names")
+                continue
+            }
+            let key = scalar.string
+            if !allowed.contains(key) {
+                let suggestion = allowed.min { editDistance($0, key) < editDistance($1, key) }
+                    .flatMap { editDistance($0, key) <= 2 ? " (did you mean '\($0)'?)" : nil } ?? ""
+                fail(keyNode, "unknown key '\(key)' in \(path)\(suggestion); allowed: \(allowed.joined(separator: ", "))")
+                continue
+            }
+            fields.entries.append((key, keyNode, value))
+        }
+        return fields
+    }
+
+    /// A mapping whose keys are names chosen by the user (sinks), in file order.
+    mutating func namedMapping(_ node: Node, _ path: String) -> [(name: String, keyNode: Node, value: Node)] {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "\(path) must be a mapping of names to definitions")
+            return []
+        }
+        var result: [(String, Node, Node)] = []
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode, !scalar.string.isEmpty else {
+                fail(keyNode, "names in \(path) must be plain, non-empty strings")
+                continue
+            }
+            result.append((scalar.string, keyNode, value))
+        }
+        return result
+    }
+
+    mutating func sequence(_ node: Node, _ path: String) -> [Node]? {
+        guard case .sequence(let sequence) = node else {
+            fail(node, "\(path) must be a list")
+            return nil
+        }
+        return Array(sequence)
+    }
+
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node else { return false }
+        return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    // MARK: Scalars
+
+    /// A string value after interpolation. `secret` keeps the value out of any message.
+    mutating func string(_ node: Node, _ path: String) -> String? {
+        guard case .scalar(let scalar) = node, !Self.isNull(node) else {
+            fail(node, "\(path) must be a string")
+            return nil
+        }
+        return interpolate(scalar.string, node: node, path: path)
+    }
+
+    mutating func nonEmptyString(_ node: Node, _ path: String) -> String? {
+        guard let value = string(node, path) else { return nil }
+        if value.isEmpty, missingVariables?.isEmpty ?? true {
+            fail(node, "\(path) must not be empty")
+            return nil
+        }
+        return value
+    }
+
+    /// One string or a list of strings.
+    mutating func stringList(_ node: Node, _ path: String) -> [String]? {
+        if case .sequence(let sequence) = node {
+            var values: [String] = []
+            for (index, item) in sequence.enumerated() {
+                guard let value = string(item, "\(path)[\(index)]") else { return nil }
+                values.append(value)
+            }
+            if values.isEmpty {
+                fail(node, "\(path) must not be an empty list")
+                return nil
+            }
+            return values
+        }
+        return string(node, path).map { [$0] }
+    }
+
+    mutating func bool(_ node: Node, _ path: String) -> Bool? {
+        guard let text = string(node, path) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            fail(node, "\(path) must be true or false, not '\(text)'")
+            return nil
+        }
+    }
+
+    mutating func int(_ node: Node, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let text = string(node, path) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            fail(node, "\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+            return nil
+        }
+        return value
+    }
+
+    mutating func duration(_ node: Node, _ path: String) -> Duration? {
+        guard let text = string(node, path) else { return nil }
+        guard let value = Duration.parse(text) else {
+            fail(node, "bad duration '\(text)' for \(path): write a number and a unit, like 500ms, 30s, 10m, 2h or 7d")
+            return nil
+        }
+        return value
+    }
+
+    /// An http or https URL with a host. The value is never quoted back: URLs often carry tokens.
+    mutating func url(_ node: Node, _ path: String, schemes: [String] = ["http", "https"]) -> String? {
+        guard let text = string(node, path) else { return nil }
+        if text.isEmpty, !(missingVariables?.isEmpty ?? true) { return text }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              schemes.contains(scheme), let host = components.host, !host.isEmpty
+        else {
+            fail(node, "\(path) is not a valid URL: it must start with \(schemes.map { $0 + "://" }.joined(separator: " or ")) and name a host")
+            return nil
+        }
+        return text
+    }
+
+    // MARK: Interpolation
+
+    /// Replaces `${NAME}` and `${NAME:-default}`. An unset variable without a default is an error
+    /// naming the variable and the key (never a value).
+    mutating func interpolate(_ text: String, node: Node, path: String) -> String? {
+        guard text.contains("${") else { return text }
+        var output = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            output += rest[..<start.lowerBound]
+            let afterOpen = rest[start.upperBound...]
+            guard let close = afterOpen.firstIndex(of: "}") else {
+                fail(node, "\(path) has a '${' without a closing '}'")
+                return nil
+            }
+            let inner = afterOpen[..<close]
+            let name: Substring, fallback: Substring?
+            if let sep = inner.range(of: ":-") {
+                name = inner[..<sep.lowerBound]
+                fallback = inner[sep.upperBound...]
+            } else {
+                name = inner
+                fallback = nil
+            }
+            guard let first = name.first, first == "_" || (first.isASCII && first.isLetter),
+                  name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) })
+            else {
+                fail(node, "\(path) has '${\(name)}', which is not a valid variable name")
+                return nil
+            }
+            if let value = environment[String(name)] {
+                output += value
+            } else if let fallback {
+                output += fallback
+            } else if missingVariables != nil {
+                missingVariables?.append(String(name))
+            } else {
+                fail(node, "environment variable \(name) is not set (used by \(path)); set it, or write ${\(name):-default}")
+                return nil
+            }
+            rest = afterOpen[afterOpen.index(after: close)...]
+        }
+        output += rest
+        return output
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

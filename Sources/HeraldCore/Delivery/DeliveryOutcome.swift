@@ -1,0 +1,27 @@
+/// What a sink says about one attempt. Sinks report what happened; the retry policy alone
+/// decides what happens next.
+public enum DeliveryOutcome: Sendable, Equatable {
+    case delivered(detail: String? = nil)
+    /// Worth trying again, after `after` when the receiver said so (`Retry-After`).
+    case retry(after: Duration? = nil, reason: String)
+    /// Trying again cannot help (bad payload, unknown channel, invalid number).
+    case permanent(reason: String)
+    /// Deliberately not sent (for example the SMS loop guard).
+    case skipped(reason: String)
+
+    public var label: String {
+        switch self {
+        case .delivered: "delivered"
+        case .retry: "retry"
+        case .permanent: "permanent"
+        case .skipped: "skipped"
+        }
+    }
+
+    public var detail: String? {
+        switch self {
+        case .delivered(let detail): detail
+        case .retry(_, let reason), .permanent(let reason), .skipped(let reason): reason
+        }
+    }
+}

@@ -1,0 +1,316 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Sends deliveries to their sinks: one lane per sink with its own concurrency limit (a slow or
+/// dead sink only ever occupies its own lane), retries on the schedule `RetryPolicy` decides, and
+/// never sends after expiry.
+///
+/// Fresh deliveries go straight to their lane (`schedule` with a due time of now); retries wait in
+/// an in-memory timetable, and one scheduler task sleeps until exactly the next due time. The store
+/// stays the truth: every attempt claims the delivery first, so a delivery scheduled twice is still
+/// sent once, and `recover` rebuilds the timetable at start-up.
+public final class Dispatcher: Service, Sendable {
+    public struct Lane: Sendable {
+        public var sink: any Sink
+        public var retry: RetryPolicy
+        public var concurrency: Int
+        public var timeout: Duration
+
+        public init(sink: any Sink, retry: RetryPolicy, concurrency: Int, timeout: Duration) {
+            self.sink = sink
+            self.retry = retry
+            self.concurrency = max(1, concurrency)
+            self.timeout = timeout
+        }
+    }
+
+    private struct LaneQueue: Sendable {
+        var lane: Lane
+        var stream: AsyncStream<ScheduledDelivery>
+        var continuation: AsyncStream<ScheduledDelivery>.Continuation
+    }
+
+    private struct State {
+        /// Deliveries waiting for a later time, sorted by due time.
+        var timetable: [ScheduledDelivery] = []
+        var wakeWaiter: CheckedContinuation<Void, Never>?
+        var wakePending = false
+        var stopping = false
+    }
+
+    private let store: any OutboxStore
+    private let clock: any HeraldClock
+    private let lanes: [String: LaneQueue]
+    private let logger: Logger
+    private let logBodies: Bool
+    private let shutdownGrace: Duration
+    private let random: @Sendable (ClosedRange<Double>) -> Double
+    private let state = Mutex(State())
+
+    public init(
+        store: any OutboxStore, lanes: [Lane], clock: any HeraldClock = SystemClock(), logger: Logger,
+        logBodies: Bool = false, shutdownGrace: Duration = .seconds(10),
+        random: @escaping @Sendable (ClosedRange<Double>) -> Double = { Double.random(in: $0) }
+    ) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.logBodies = logBodies
+        self.shutdownGrace = shutdownGrace
+        self.random = random
+        var queues: [String: LaneQueue] = [:]
+        for lane in lanes {
+            let (stream, continuation) = AsyncStream<ScheduledDelivery>.makeStream()
+            queues[lane.sink.name] = LaneQueue(lane: lane, stream: stream, continuation: continuation)
+        }
+        self.lanes = queues
+    }
+
+    // MARK: Scheduling
+
+    /// Hands deliveries to the dispatcher: those due now go straight to their sink's lane, later
+    /// ones into the timetable.
+    public func schedule(_ items: [ScheduledDelivery]) {
+        let now = clock.now()
+        var later = false
+        for item in items {
+            if item.dueAt <= now {
+                send(item)
+            } else {
+                state.withLock { state in
+                    let index = state.timetable.firstIndex { $0.dueAt > item.dueAt } ?? state.timetable.endIndex
+                    state.timetable.insert(item, at: index)
+                }
+                later = true
+            }
+        }
+        if later { wake() }
+    }
+
+    private func send(_ item: ScheduledDelivery) {
+        if let queue = lanes[item.sink] {
+            queue.continuation.yield(item)
+        } else {
+            // The sink is gone from the configuration: the delivery can never be made.
+            Task { await self.failOrphan(item) }
+        }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let recovered = try await store.recover(now: clock.now())
+        if !recovered.isEmpty {
+            logger.info("resuming pending deliveries", metadata: ["delivery.count": "\(recovered.count)"])
+        }
+        schedule(recovered)
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for queue in lanes.values {
+                    group.addTask { await self.runLane(queue) }
+                }
+                group.addTask { await self.runScheduler() }
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Stops taking new work. Attempts under way get `shutdownGrace` to finish; what was not
+    /// started stays pending in the store for the next start.
+    public func stop() {
+        state.withLock { $0.stopping = true }
+        for queue in lanes.values { queue.continuation.finish() }
+        wake()
+    }
+
+    private var isStopping: Bool { state.withLock { $0.stopping } }
+
+    private func runScheduler() async {
+        while !Task.isCancelled && !isStopping {
+            let now = clock.now()
+            let (due, next) = state.withLock { state -> ([ScheduledDelivery], Date?) in
+                let count = state.timetable.prefix { $0.dueAt <= now }.count
+                let due = Array(state.timetable.prefix(count))
+                state.timetable.removeFirst(count)
+                return (due, state.timetable.first?.dueAt)
+            }
+            for item in due { send(item) }
+            await sleep(until: next)
+        }
+    }
+
+    /// Returns at `deadline`, when `wake()` is called, or on cancellation, whichever comes first.
+    private func sleep(until deadline: Date?) async {
+        await withTaskGroup(of: Void.self) { group in
+            if let deadline {
+                group.addTask { try? await self.clock.sleep(until: deadline) }
+            }
+            group.addTask { await self.waitForWake() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForWake() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.wakePending || Task.isCancelled {
+                        state.wakePending = false
+                        return true
+                    }
+                    state.wakeWaiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.wakeWaiter = nil }
+                return state.wakeWaiter
+            }
+            waiter?.resume()
+        }
+    }
+
+    private func wake() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.wakeWaiter else {
+                state.wakePending = true
+                return nil
+            }
+            state.wakeWaiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    // MARK: Lanes
+
+    private func runLane(_ queue: LaneQueue) async {
+        // Each child returns true only for the grace timer.
+        await withTaskGroup(of: Bool.self) { group in
+            var running = 0
+            for await item in queue.stream {
+                if isStopping { break }
+                if running >= queue.lane.concurrency {
+                    _ = await group.next()
+                    running -= 1
+                }
+                group.addTask { await self.attempt(item, lane: queue.lane); return false }
+                running += 1
+            }
+            guard running > 0 else { return }
+            let grace = shutdownGrace
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return true
+            }
+            while let isTimer = await group.next() {
+                if isTimer {
+                    guard running > 0 else { continue }
+                    logger.warning("shutdown grace ran out; cancelling deliveries under way", metadata: ["sink.name": "\(queue.lane.sink.name)"])
+                    group.cancelAll()
+                } else {
+                    running -= 1
+                    if running == 0 { group.cancelAll() }
+                }
+            }
+        }
+    }
+
+    private func attempt(_ item: ScheduledDelivery, lane: Lane) async {
+        var metadata: Logger.Metadata = ["delivery.id": "\(item.id)", "sink.name": "\(lane.sink.name)"]
+        let now = clock.now()
+        let lease = max(Duration.seconds(30), lane.timeout + .seconds(5))
+        let claimed: ClaimedDelivery
+        do {
+            switch try await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(lease)) {
+            case .unavailable:
+                return
+            case .expired:
+                logger.notice("delivery expired before it could be sent", metadata: metadata)
+                return
+            case .claimed(let value):
+                claimed = value
+            }
+        } catch {
+            logger.error("could not claim delivery; it stays pending", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return
+        }
+        let delivery = claimed.delivery
+        metadata["event.id"] = "\(delivery.eventID)"
+        metadata["route.name"] = "\(delivery.route ?? "-")"
+        metadata["delivery.attempt"] = "\(delivery.attempts)"
+
+        let started = clock.now()
+        let stopwatch = ContinuousClock.now
+        let outcome = await lane.sink.deliver(DeliveryRequest(event: claimed.event, delivery: delivery))
+        let elapsed = ContinuousClock.now - stopwatch
+        let finished = clock.now()
+
+        var next: DeliveryState
+        var nextAttemptAt: Date?
+        var error: String?
+        switch outcome {
+        case .delivered:
+            next = .delivered
+        case .skipped(let reason):
+            next = .skipped
+            error = reason
+        case .permanent(let reason):
+            next = .failed
+            error = reason
+        case .retry(let after, let reason):
+            error = reason
+            switch lane.retry.decide(afterAttempt: delivery.attempts, retryAfter: after, now: finished, expiresAt: delivery.expiresAt, random: random) {
+            case .retry(let at):
+                next = .pending
+                nextAttemptAt = at
+            case .giveUp:
+                next = .failed
+                error = "gave up after \(delivery.attempts) attempts: \(reason)"
+            case .expire:
+                next = .expired
+                error = "expired while retrying: \(reason)"
+            }
+        }
+        let record = DeliveryAttempt(
+            deliveryID: delivery.id, number: delivery.attempts, startedAt: started, duration: elapsed,
+            outcome: outcome.label, detail: outcome.detail
+        )
+        do {
+            let applied = try await store.complete(record, next: next, nextAttemptAt: nextAttemptAt, error: error, now: finished)
+            guard applied else {
+                logger.warning("delivery result dropped: the claim was lost (lease ran out)", metadata: metadata)
+                return
+            }
+        } catch {
+            logger.error("could not record delivery result; the lease will return it to pending", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return
+        }
+        metadata["delivery.outcome"] = "\(next.rawValue)"
+        metadata["delivery.duration_ms"] = "\(Int(elapsed.seconds * 1000))"
+        if let error { metadata["delivery.error"] = "\(error)" }
+        if let nextAttemptAt {
+            metadata["delivery.next_attempt_in_ms"] = "\(Int(nextAttemptAt.timeIntervalSince(finished) * 1000))"
+            logger.info("delivery will be retried", metadata: metadata)
+            schedule([ScheduledDelivery(id: delivery.id, sink: delivery.sink, dueAt: nextAttemptAt)])
+        } else if next == .delivered {
+            logger.info("delivered", metadata: metadata)
+        } else {
+            logger.warning("delivery \(next.rawValue)", metadata: metadata)
+        }
+    }
+
+    private func failOrphan(_ item: ScheduledDelivery) async {
+        let now = clock.now()
+        guard case .claimed(let claimed) = try? await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(.seconds(30))) else { return }
+        let record = DeliveryAttempt(deliveryID: item.id, number: claimed.delivery.attempts, startedAt: now, duration: .zero, outcome: "permanent", detail: "sink removed")
+        _ = try? await store.complete(record, next: .failed, nextAttemptAt: nil, error: "sink removed: '\(item.sink)' is no longer configured", now: now)
+        logger.warning("delivery failed: its sink is no longer configured", metadata: ["delivery.id": "\(item.id)", "sink.name": "\(item.sink)"])
+    }
+}

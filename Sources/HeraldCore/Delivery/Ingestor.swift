@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+
+/// The webhook path: route the message, write the event and its deliveries in one store write,
+/// then hand the deliveries to the dispatcher. No network call and no timer on the way.
+public struct Ingestor: Sendable {
+    public struct SinkInfo: Sendable {
+        public var recipients: [String]
+        /// Set for a disabled optional sink: its deliveries are recorded as skipped.
+        public var disabledReason: String?
+
+        public init(recipients: [String] = [], disabledReason: String? = nil) {
+            self.recipients = recipients
+            self.disabledReason = disabledReason
+        }
+    }
+
+    public struct Result: Sendable, Equatable {
+        public var eventID: String
+        public var duplicate: Bool
+        public var decision: RoutingDecision?
+        public var deliveries: [Delivery]
+    }
+
+    let router: Router
+    let store: any OutboxStore
+    let dispatcher: Dispatcher?
+    let sinks: [String: SinkInfo]
+    let clock: any HeraldClock
+    let logger: Logger
+    let logBodies: Bool
+
+    public init(
+        router: Router, store: any OutboxStore, dispatcher: Dispatcher?, sinks: [String: SinkInfo],
+        clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false
+    ) {
+        self.router = router
+        self.store = store
+        self.dispatcher = dispatcher
+        self.sinks = sinks
+        self.clock = clock
+        self.logger = logger
+        self.logBodies = logBodies
+    }
+
+    public func ingest(_ message: InboundMessage) async throws -> Result {
+        let now = clock.now()
+        // A sender's clock may run ahead; never date an event in the future.
+        let receivedAt = min(message.receivedAt ?? now, now)
+        let decision = router.route(source: message.source, from: message.from, to: message.to, body: message.body)
+        let event = Event(
+            id: Identifier.make("evt", at: now), source: message.source, sourceID: message.sourceID,
+            from: message.from, to: message.to, body: message.body, otp: decision.otp,
+            app: decision.app, route: decision.route, receivedAt: receivedAt, media: message.media
+        )
+        let deliveries = makeDeliveries(for: event, decision: decision, now: now)
+        switch try await store.insert(event, deliveries: deliveries) {
+        case .duplicate(let existing):
+            logger.info("duplicate event ignored", metadata: ["event.id": "\(existing)", "event.source": "\(message.source)"])
+            return Result(eventID: existing, duplicate: true, decision: nil, deliveries: [])
+        case .inserted:
+            break
+        }
+        var metadata: Logger.Metadata = [
+            "event.id": "\(event.id)", "event.source": "\(event.source)",
+            "event.from": "\(logBodies ? event.from : PhoneNumber.masked(event.from))",
+            "route.name": "\(decision.route ?? "-")", "delivery.count": "\(deliveries.count)",
+        ]
+        if logBodies {
+            metadata["event.body"] = "\(event.body)"
+            metadata["event.otp"] = "\(event.otp ?? "-")"
+        }
+        logger.info(decision.isRouted ? "event received" : "event received; no route matched", metadata: metadata)
+        let ready = deliveries.filter { $0.state == .pending }
+        dispatcher?.schedule(ready.map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) })
+        return Result(eventID: event.id, duplicate: false, decision: decision, deliveries: deliveries)
+    }
+
+    func makeDeliveries(for event: Event, decision: RoutingDecision, now: Date) -> [Delivery] {
+        var deliveries: [Delivery] = []
+        for target in decision.targets {
+            let info = sinks[target.sink] ?? SinkInfo(disabledReason: "not configured")
+            let expiresAt = event.receivedAt.adding(target.expireAfter)
+            let recipients: [String?] = info.recipients.isEmpty ? [nil] : info.recipients
+            for recipient in recipients {
+                var delivery = Delivery(
+                    id: Identifier.make("dlv", at: now), eventID: event.id, sink: target.sink, recipient: recipient,
+                    route: target.route, app: target.app, nextAttemptAt: now, expiresAt: expiresAt, createdAt: now
+                )
+                if let reason = info.disabledReason {
+                    delivery.state = .skipped
+                    delivery.lastError = "sink disabled: \(reason)"
+                }
+                deliveries.append(delivery)
+            }
+        }
+        return deliveries
+    }
+}

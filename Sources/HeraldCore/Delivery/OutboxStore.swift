@@ -1,0 +1,84 @@
+import Foundation
+
+/// The durable record of events and their deliveries. Shaped for a real database: one write per
+/// step, claims with leases, and results fenced by the attempt number so that a worker whose lease
+/// ran out cannot overwrite the result of the worker that took over.
+public protocol OutboxStore: Sendable {
+    /// Stores the event and all its deliveries in one transaction. When an event with the same
+    /// `(source, sourceID)` exists, stores nothing and returns the first event's id.
+    func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult
+
+    /// Takes a pending delivery for one attempt: `in_flight`, `attempts + 1`, leased until
+    /// `leaseUntil`. A delivery whose expiry has passed is marked `expired` instead.
+    func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult
+
+    /// Records the attempt and applies its result, only if attempt `attempt.number` still holds the
+    /// claim. `next` is the new state: `.pending` (with `nextAttemptAt`) or a finished state.
+    /// Returns false when the claim was lost.
+    func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool
+
+    /// Start-up: in-flight deliveries (left by a crash) become pending; returns every pending
+    /// delivery so the dispatcher can schedule it.
+    func recover(now: Date) async throws -> [ScheduledDelivery]
+
+    func event(id: String) async throws -> StoredEvent?
+    func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
+}
+
+public enum InsertResult: Sendable, Equatable {
+    case inserted
+    case duplicate(eventID: String)
+}
+
+public enum ClaimResult: Sendable, Equatable {
+    case claimed(ClaimedDelivery)
+    /// The delivery had expired; it is now `expired` and must not be sent.
+    case expired
+    /// Not pending (finished, or claimed by another worker).
+    case unavailable
+}
+
+public struct ClaimedDelivery: Sendable, Equatable {
+    public var delivery: Delivery
+    public var event: Event
+
+    public init(delivery: Delivery, event: Event) {
+        self.delivery = delivery
+        self.event = event
+    }
+}
+
+/// What the dispatcher needs to schedule a delivery.
+public struct ScheduledDelivery: Sendable, Equatable {
+    public var id: String
+    public var sink: String
+    public var dueAt: Date
+
+    public init(id: String, sink: String, dueAt: Date) {
+        self.id = id
+        self.sink = sink
+        self.dueAt = dueAt
+    }
+}
+
+public struct StoredEvent: Sendable, Equatable {
+    public var event: Event
+    public var deliveries: [Delivery]
+    public var attempts: [DeliveryAttempt]
+
+    public var isRouted: Bool { !deliveries.isEmpty }
+}
+
+public struct DeliveryFilter: Sendable, Equatable {
+    public var state: DeliveryState?
+    public var sink: String?
+    public var eventID: String?
+    public var limit: Int
+
+    public init(state: DeliveryState? = nil, sink: String? = nil, eventID: String? = nil, limit: Int = 100) {
+        self.state = state
+        self.sink = sink
+        self.eventID = eventID
+        self.limit = limit
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Mustache
+
+/// A Mustache template for one sink's message, with the escaping that sink's format needs applied
+/// to every `{{variable}}`: Slack escapes `&`, `<`, `>`; JSON escapes string content; plain text
+/// leaves values as they are. `{{{variable}}}` always inserts the raw value.
+public struct MessageTemplate: Sendable {
+    public enum Escaping: String, Sendable {
+        case text = "TEXT"
+        case slack = "HERALD_SLACK"
+        case json = "HERALD_JSON"
+    }
+
+    public let source: String
+    public let escaping: Escaping
+    private let template: MustacheTemplate
+
+    public struct CompileError: Error, CustomStringConvertible {
+        public var line: Int
+        public var column: Int
+        public var reason: String
+        public var description: String { "\(reason) at template line \(line), column \(column)" }
+    }
+
+    public init(_ source: String, escaping: Escaping) throws(CompileError) {
+        Self.registerContentTypes
+        // Compile the text as written first so that positions in errors match what the user wrote.
+        do {
+            _ = try MustacheTemplate(string: source)
+        } catch let error as MustacheTemplate.ParserError {
+            throw CompileError(line: error.context.lineNumber, column: error.context.columnNumber, reason: Self.describe(error.error))
+        } catch {
+            throw CompileError(line: 1, column: 1, reason: "\(error)")
+        }
+        do {
+            self.template = try MustacheTemplate(string: "{{% CONTENT_TYPE: \(escaping.rawValue)}}" + source)
+        } catch {
+            throw CompileError(line: 1, column: 1, reason: "\(error)")
+        }
+        self.source = source
+        self.escaping = escaping
+    }
+
+    public func render(_ context: TemplateContext) -> String {
+        template.render(context.values)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        switch text {
+        case "unfinishedName": return "a {{ tag is not closed"
+        case "sectionCloseNameIncorrect": return "a section is closed with a different name than it was opened with"
+        case "expectedSectionEnd": return "a {{#section}} is never closed"
+        default: return text
+        }
+    }
+
+    private static let registerContentTypes: Void = {
+        MustacheContentTypes.register(SlackEscaping(), named: Escaping.slack.rawValue)
+        MustacheContentTypes.register(JSONEscaping(), named: Escaping.json.rawValue)
+    }()
+}
+
+/// Slack mrkdwn: exactly `&`, `<`, `>`, ampersand first, so an SMS cannot write `<!channel>` or
+/// a disguised link.
+struct SlackEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String { SlackText.escape(text) }
+}
+
+/// The inside of a JSON string: quotes, backslashes and control characters escaped.
+struct JSONEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}
+
+public enum SlackText {
+    public static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;")
+            .replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

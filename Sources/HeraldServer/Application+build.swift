@@ -1,0 +1,54 @@
+import Foundation
+import HeraldCore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Largest inbound body accepted; Twilio sends at most a few KiB.
+let maxInboundBody = 64 * 1024
+
+/// Builds the whole Herald service: HTTP routes plus the dispatcher as a service. `herald serve`
+/// and the integration tests both call this.
+public func buildApplication(
+    runtime: HeraldRuntime,
+    onServerRunning: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+) -> some ApplicationProtocol {
+    let config = runtime.config
+    let logger = runtime.logger
+    let router = Router()
+    router.get("/healthz") { _, _ in "ok\n" }
+    router.get("/readyz") { _, _ -> Response in
+        do {
+            _ = try await runtime.store.deliveries(DeliveryFilter(limit: 1))
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+        } catch {
+            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "store unavailable\n")))
+        }
+    }
+    if let twilio = config.sources.twilio {
+        let inbound = TwilioInbound(config: twilio, publicURL: config.server.publicURL, maxBody: maxInboundBody, ingestor: runtime.ingestor, logger: logger)
+        router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
+        router.get(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
+    }
+    if let http = config.sources.http {
+        let inbound = JSONInbound(config: http, maxBody: maxInboundBody, ingestor: runtime.ingestor, logger: logger)
+        router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
+    }
+    let host = config.server.host
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
+        services: [runtime.dispatcher],
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? config.server.port
+            logger.info("listening", metadata: ["server.address": "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"])
+            await onServerRunning(host, port)
+        },
+        logger: logger
+    )
+}
+
+/// Builds the runtime from a configuration and then the application.
+public func buildApplication(config: HeraldConfig, logger: Logger) -> some ApplicationProtocol {
+    buildApplication(runtime: HeraldRuntime(config: config, logger: logger))
+}

@@ -1,0 +1,82 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+import Logging
+
+/// `POST sources.http.path`: the generic JSON source, for other providers and phones.
+/// `{ "from", "to"?, "body", "id"?, "received_at"?, "media"? }` with `Authorization: Bearer <token>`.
+struct JSONInbound: Sendable {
+    let config: HTTPSourceConfig
+    let maxBody: Int
+    let ingestor: Ingestor
+    let logger: Logger
+
+    struct Accepted: ResponseEncodable {
+        var id: String
+    }
+
+    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        let presented = request.headers[.authorization].flatMap { value -> String? in
+            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
+        }
+        guard let presented, constantTimeEquals(presented, config.token.value) else {
+            logger.notice("JSON event refused: missing or wrong bearer token")
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
+        }
+        let buffer = try await request.body.collect(upTo: maxBody)
+        let message = try Self.parse(Data(buffer.readableBytesView))
+        let result: Ingestor.Result
+        do {
+            result = try await ingestor.ingest(message)
+        } catch {
+            logger.error("could not store a JSON event", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, message: "could not store the event")
+        }
+        let body = try JSONSerialization.data(withJSONObject: ["id": result.eventID])
+        return Response(status: .accepted, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Reads the request, with a reason a person can act on for every way it can be wrong.
+    static func parse(_ data: Data) throws -> InboundMessage {
+        guard let object = try? JSONSerialization.jsonObject(with: data) else {
+            throw HTTPError(.badRequest, message: "the body is not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else {
+            throw HTTPError(.badRequest, message: "the body must be a JSON object")
+        }
+        func string(_ key: String, required: Bool) throws -> String? {
+            switch fields[key] {
+            case nil, is NSNull:
+                if required { throw HTTPError(.badRequest, message: "missing \"\(key)\"") }
+                return nil
+            case let value as String:
+                return value
+            default:
+                throw HTTPError(.badRequest, message: "\"\(key)\" must be a string")
+            }
+        }
+        let from = try string("from", required: true)!
+        guard !from.trimmingCharacters(in: .whitespaces).isEmpty else { throw HTTPError(.badRequest, message: "\"from\" must not be empty") }
+        let body = try string("body", required: true)!
+        let to = try string("to", required: false)
+        let id = try string("id", required: false)
+        var receivedAt: Date?
+        if let text = try string("received_at", required: false) {
+            guard let date = RFC3339.date(from: text) else {
+                throw HTTPError(.badRequest, message: "\"received_at\" must be an RFC 3339 time, like 2026-11-29T05:00:00Z")
+            }
+            receivedAt = date
+        }
+        var media: [String] = []
+        if let value = fields["media"], !(value is NSNull) {
+            guard let list = value as? [String] else { throw HTTPError(.badRequest, message: "\"media\" must be a list of URLs") }
+            media = list
+        }
+        let known: Set = ["from", "to", "body", "id", "received_at", "media"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw HTTPError(.badRequest, message: "unknown field \"\(unknown)\"; expected from, to, body, id, received_at, media")
+        }
+        return InboundMessage(source: "http", sourceID: id, from: from, to: to, body: body, media: media, receivedAt: receivedAt)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+import Logging
+
+/// `POST`/`GET sources.twilio.path`: Twilio's inbound SMS webhook.
+///
+/// The signature is checked before anything is stored: missing → 400, wrong → 403. The answer
+/// (`200` TwiML) goes out only after the event and its deliveries are in the store; a repeated
+/// `MessageSid` gets the same answer and creates nothing.
+struct TwilioInbound: Sendable {
+    static let twiml = #"<?xml version="1.0" encoding="UTF-8"?><Response/>"#
+
+    let config: TwilioSourceConfig
+    let publicURL: String?
+    let maxBody: Int
+    let ingestor: Ingestor
+    let logger: Logger
+
+    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        let parameters: [(name: String, value: String)]
+        if request.method == .get {
+            parameters = TwilioSignature.parseForm(request.uri.query ?? "")
+        } else {
+            let buffer = try await request.body.collect(upTo: maxBody)
+            parameters = TwilioSignature.parseForm(String(buffer: buffer))
+        }
+        if config.verifySignature {
+            guard let signature = request.headers[.twilioSignature], !signature.isEmpty else {
+                logger.notice("Twilio webhook refused: no X-Twilio-Signature header")
+                throw HTTPError(.badRequest, message: "missing X-Twilio-Signature header")
+            }
+            // For a GET the parameters are in the URL, which is signed as a whole.
+            let signed = request.method == .get ? [] : parameters
+            let url = signedURL(request)
+            guard TwilioSignature.isValid(signature: signature, url: url, parameters: signed, authToken: config.authToken.value) else {
+                logger.notice("Twilio webhook refused: signature does not match", metadata: ["http.path": "\(request.uri.path)"])
+                throw HTTPError(.forbidden, message: "X-Twilio-Signature does not match")
+            }
+        }
+        let values = Dictionary(parameters, uniquingKeysWith: { first, _ in first })
+        guard let from = values["From"], !from.isEmpty else {
+            throw HTTPError(.badRequest, message: "missing From parameter")
+        }
+        let media = (0..<100).compactMap { values["MediaUrl\($0)"] }
+        let message = InboundMessage(
+            source: "twilio", sourceID: values["MessageSid"] ?? values["SmsMessageSid"] ?? values["SmsSid"],
+            from: from, to: values["To"], body: values["Body"] ?? "", media: media
+        )
+        do {
+            _ = try await ingestor.ingest(message)
+        } catch {
+            logger.error("could not store a Twilio message; answering 500 so Twilio reports it", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, message: "could not store the message")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/xml"],
+            body: .init(byteBuffer: ByteBuffer(string: Self.twiml))
+        )
+    }
+
+    /// The URL Twilio called: `server.public_url` + path and query as received, or, without a
+    /// public URL, `http://` + the Host header + path and query.
+    func signedURL(_ request: Request) -> String {
+        let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        if let publicURL { return publicURL + pathAndQuery }
+        let host = request.head.authority ?? "localhost"
+        return "http://" + host + pathAndQuery
+    }
+}
+
+extension HTTPField.Name {
+    static let twilioSignature = Self("X-Twilio-Signature")!
+}
