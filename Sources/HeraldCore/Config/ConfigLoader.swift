@@ -27,7 +27,7 @@ public enum ConfigLoader {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw ConfigErrors([yamlError(error, file: file)])
+            throw ConfigErrors([yamlError(error, file: file, text: text)])
         }
         guard let root, !YAMLReader.isNull(root) else {
             throw ConfigErrors([ConfigError(file: file, line: 1, column: 1, message: "the configuration is empty: it needs at least `sinks` and `routes`")])
@@ -48,13 +48,27 @@ public enum ConfigLoader {
     }
 
     /// Yams errors carry the whole document; only the problem and its position are kept.
-    private static func yamlError(_ error: YamlError, file: String) -> ConfigError {
+    /// Yams points at the mapping; point at the repeated key instead, which is what needs fixing.
+    static func secondOccurrence(of key: String, in text: String, after mark: Mark) -> (Int, Int) {
+        var seen = 0
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 >= mark.line {
+            let indent = line.prefix { $0 == " " }.count
+            let rest = line.dropFirst(indent)
+            guard indent + 1 == mark.column, rest.hasPrefix(key + ":") || rest.hasPrefix("\"\(key)\":") || rest.hasPrefix("'\(key)':") else { continue }
+            seen += 1
+            if seen == 2 { return (index + 1, indent + 1) }
+        }
+        return (mark.line, mark.column)
+    }
+
+    private static func yamlError(_ error: YamlError, file: String, text: String) -> ConfigError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ConfigError(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigError(file: file, line: context.mark.line, column: context.mark.column,
-                               message: "duplicate key '\(duplicates.joined(separator: "', '"))' in a mapping: each name may appear once")
+            let (line, column) = secondOccurrence(of: duplicates.first ?? "", in: text, after: context.mark)
+            return ConfigError(file: file, line: line, column: column,
+                               message: "duplicate key '\(duplicates.joined(separator: "', '"))': each name may appear once in a mapping")
         case .reader(let problem, _, _, _):
             return ConfigError(file: file, line: 1, column: 1, message: "YAML: \(problem)")
         default:
@@ -67,6 +81,9 @@ public enum ConfigLoader {
 struct ConfigBuilder {
     var reader: YAMLReader
     private var warnings: [String] = []
+    /// Every sink name in the file, including sinks with errors, so a broken sink is reported once
+    /// and not again by each route that names it.
+    private var definedSinkNames: Set<String> = []
 
     init(reader: YAMLReader) {
         self.reader = reader
@@ -90,7 +107,7 @@ struct ConfigBuilder {
         }
         var routes: [RouteConfig] = []
         if let node = top["routes"] {
-            routes = readRoutes(node, sinks: sinks)
+            routes = readRoutes(node, sinks: sinks, defined: definedSinkNames)
         } else {
             reader.fail(root, "missing key 'routes': without routes no event is delivered")
         }
@@ -115,7 +132,7 @@ struct ConfigBuilder {
                 server.host = host
                 server.port = port
             } else {
-                reader.fail(listen, "server.listen must be host:port, like 127.0.0.1:8080 or [::1]:8080, not '\(text)'")
+                reader.fail(listen, "server.listen must be host:port, like 127.0.0.1:8080 or [::1]:8080, not \(reader.shown(listen, text))")
             }
         }
         if let node = fields["public_url"], let url = reader.url(node, "server.public_url") {
@@ -250,6 +267,7 @@ struct ConfigBuilder {
     private mutating func readSinks(_ node: Node, defaults: DefaultsConfig) -> [SinkConfig] {
         var sinks: [SinkConfig] = []
         for (name, keyNode, value) in reader.namedMapping(node, "sinks") {
+            definedSinkNames.insert(name)
             if let sink = readSink(name: name, keyNode: keyNode, node: value, defaults: defaults) {
                 sinks.append(sink)
             }
@@ -273,7 +291,7 @@ struct ConfigBuilder {
         }
         guard let typeText = reader.string(typeNode, "\(path).type") else { return nil }
         guard let kind = SinkKind(rawValue: typeText) else {
-            reader.fail(typeNode, "unknown sink type '\(typeText)' for \(path); expected one of slack, http, file, twilio, email")
+            reader.fail(typeNode, "unknown sink type \(reader.shown(typeNode, typeText)) for \(path); expected one of slack, http, file, twilio, email")
             return nil
         }
         if kind == .twilio || kind == .email {
@@ -360,7 +378,7 @@ struct ConfigBuilder {
         if let node = fields["method"], let value = reader.string(node, "\(path).method") {
             let upper = value.uppercased()
             if ["POST", "PUT", "PATCH"].contains(upper) { method = upper } else {
-                reader.fail(node, "\(path).method must be POST, PUT or PATCH, not '\(value)'")
+                reader.fail(node, "\(path).method must be POST, PUT or PATCH, not \(reader.shown(node, value))")
             }
         }
         var headers: [(String, Secret)] = []
@@ -401,7 +419,7 @@ struct ConfigBuilder {
 
     // MARK: routes
 
-    private mutating func readRoutes(_ node: Node, sinks: [SinkConfig]) -> [RouteConfig] {
+    private mutating func readRoutes(_ node: Node, sinks: [SinkConfig], defined: Set<String>) -> [RouteConfig] {
         guard let items = reader.sequence(node, "routes") else { return [] }
         var routes: [RouteConfig] = []
         var names: [String: Int] = [:]
@@ -426,9 +444,9 @@ struct ConfigBuilder {
                     guard let sinkName = reader.string(item, "deliver of \(label)") else { continue }
                     if sinks.contains(where: { $0.name == sinkName }) {
                         if !deliver.contains(sinkName) { deliver.append(sinkName) }
-                    } else {
-                        let known = sinks.map(\.name).sorted().joined(separator: ", ")
-                        reader.fail(item, "\(label) delivers to unknown sink '\(sinkName)'; defined sinks: \(known)")
+                    } else if !defined.contains(sinkName) {
+                        let known = defined.isEmpty ? "no sinks are defined" : "defined sinks: " + defined.sorted().joined(separator: ", ")
+                        reader.fail(item, "\(label) delivers to unknown sink '\(sinkName)'; \(known)")
                     }
                 }
             } else {
@@ -462,7 +480,7 @@ struct ConfigBuilder {
         }
         if let node = f["source"], let values = reader.stringList(node, "match.source of \(label)") {
             for value in values where !["twilio", "http"].contains(value) {
-                reader.fail(node, "match.source of \(label): unknown source '\(value)'; expected twilio or http")
+                reader.fail(node, "match.source of \(label): unknown source \(reader.shown(node, value)); expected twilio or http")
             }
             match.source = values
         }
@@ -473,7 +491,7 @@ struct ConfigBuilder {
         do {
             return try Pattern(source)
         } catch {
-            reader.fail(node, "\(what) is not a valid regular expression: '\(source)'")
+            reader.fail(node, "\(what) is not a valid regular expression: \(reader.shown(node, source))")
             return nil
         }
     }

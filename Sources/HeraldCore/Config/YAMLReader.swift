@@ -137,7 +137,7 @@ struct YAMLReader {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default:
-            fail(node, "\(path) must be true or false, not '\(text)'")
+            fail(node, "\(path) must be true or false, not \(shown(node, text))")
             return nil
         }
     }
@@ -145,7 +145,7 @@ struct YAMLReader {
     mutating func int(_ node: Node, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, path) else { return nil }
         guard let value = Int(text), range.contains(value) else {
-            fail(node, "\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+            fail(node, "\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(shown(node, text))")
             return nil
         }
         return value
@@ -154,7 +154,7 @@ struct YAMLReader {
     mutating func duration(_ node: Node, _ path: String) -> Duration? {
         guard let text = string(node, path) else { return nil }
         guard let value = Duration.parse(text) else {
-            fail(node, "bad duration '\(text)' for \(path): write a number and a unit, like 500ms, 30s, 10m, 2h or 7d")
+            fail(node, "bad duration \(shown(node, text)) for \(path): write a number and a unit, like 500ms, 30s, 10m, 2h or 7d")
             return nil
         }
         return value
@@ -171,6 +171,13 @@ struct YAMLReader {
             return nil
         }
         return text
+    }
+
+    /// How a value is quoted in a message: as written, unless it came from the environment (where
+    /// secrets live), in which case it is never shown.
+    func shown(_ node: Node, _ value: String) -> String {
+        if case .scalar(let scalar) = node, scalar.string.contains("${") { return "the value from the environment" }
+        return "'\(value)'"
     }
 
     // MARK: Interpolation

@@ -28,7 +28,9 @@ public actor InMemoryOutboxStore: OutboxStore {
     }
 
     public func claim(deliveryID: String, now: Date, leaseUntil: Date) throws -> ClaimResult {
-        guard var delivery = deliveries[deliveryID], delivery.state == .pending, let event = events[delivery.eventID] else {
+        guard var delivery = deliveries[deliveryID], delivery.state == .pending, delivery.nextAttemptAt <= now,
+              let event = events[delivery.eventID]
+        else {
             return .unavailable
         }
         if now >= delivery.expiresAt {

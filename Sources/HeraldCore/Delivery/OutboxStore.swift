@@ -8,8 +8,10 @@ public protocol OutboxStore: Sendable {
     /// `(source, sourceID)` exists, stores nothing and returns the first event's id.
     func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult
 
-    /// Takes a pending delivery for one attempt: `in_flight`, `attempts + 1`, leased until
-    /// `leaseUntil`. A delivery whose expiry has passed is marked `expired` instead.
+    /// Takes a pending delivery that is due (`nextAttemptAt <= now`) for one attempt: `in_flight`,
+    /// `attempts + 1`, leased until `leaseUntil`. A delivery whose expiry has passed is marked
+    /// `expired` instead. Anything else is `.unavailable`, so a delivery scheduled twice is still
+    /// attempted once, and never before its retry is due.
     func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult
 
     /// Records the attempt and applies its result, only if attempt `attempt.number` still holds the

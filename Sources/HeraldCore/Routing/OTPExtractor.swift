@@ -52,9 +52,10 @@ public enum OTPExtractor {
             let cluster = text[match]
             let groups = cluster.split(whereSeparator: { !$0.isNumber })
             let separators = cluster.filter { !$0.isNumber }
-            // An adjacent letter (`abc123`, `123abc`) makes it part of a word, not a code.
-            if let before = text[..<match.lowerBound].last, before.isLetter || before == "_" { continue }
-            if let after = text[match.upperBound...].first, after.isLetter || after == "_" { continue }
+            // An adjacent Latin letter (`abc123`, `123abc`) makes it part of a word, not a code.
+            // Scripts without spaces (`验证码123456`) put codes right next to letters.
+            if let before = text[..<match.lowerBound].last, before.isASCII && (before.isLetter || before == "_") { continue }
+            if let after = text[match.upperBound...].first, after.isASCII && (after.isLetter || after == "_") { continue }
             if groups.count == 1, (4...8).contains(groups[0].count) {
                 result.append(Candidate(range: match, code: String(groups[0]), kind: prefixedBy(text, match) ? .prefixed : .digits))
             } else if groups.count == 2, separators == "-",

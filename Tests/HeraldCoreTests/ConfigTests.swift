@@ -1,0 +1,216 @@
+import Foundation
+import HeraldCore
+import Testing
+
+@Suite("Configuration")
+struct ConfigTests {
+    static let env = [
+        "TWILIO_AUTH_TOKEN": "twilio-secret-token-0001",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0001/B0001/slack-secret-path",
+        "AUDIT_TOKEN": "audit-secret-token-0002",
+    ]
+
+    static func fixture(_ name: String) -> String {
+        Bundle.module.path(forResource: name, ofType: "yaml", inDirectory: "Fixtures")!
+    }
+
+    static func errors(_ name: String, env: [String: String] = env) -> [ConfigError] {
+        do {
+            _ = try ConfigLoader.load(path: fixture(name), environment: env)
+            return []
+        } catch let errors as ConfigErrors {
+            return errors.errors
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return []
+        }
+    }
+
+    /// One fixture per rule: the file, the line and column of the problem, and words the message must have.
+    static let rules: [(fixture: String, line: Int, column: Int, message: String)] = [
+        ("unknown-top-level-key", 3, 1, "unknown key 'rotues' in the top level (did you mean 'routes'?)"),
+        ("unknown-sink-key", 4, 5, "unknown key 'webhook_ur' in sinks.team (did you mean 'webhook_url'?)"),
+        ("route-unknown-sink", 7, 22, "route 'all' delivers to unknown sink 'team-slak'; defined sinks: inbox"),
+        ("duplicate-sink-name", 5, 3, "duplicate key 'inbox'"),
+        ("duplicate-route-name", 6, 11, "duplicate route name 'codes' (first used on line 4)"),
+        ("bad-regex", 6, 13, "match.body of route 'aws' is not a valid regular expression"),
+        ("bad-template", 5, 11, "template sinks.team.text does not compile: a {{#section}} is never closed"),
+        ("bad-duration", 2, 17, "bad duration '10 minutes' for defaults.expire_after"),
+        ("bad-url", 4, 10, "sinks.audit.url is not a valid URL"),
+        ("unset-variable", 4, 18, "environment variable SLACK_WEBHOOK_URL is not set (used by sinks.team.webhook_url)"),
+        ("yaml-syntax", 4, 10, "YAML syntax: mapping values are not allowed in this context"),
+        ("unsupported-sink-type", 3, 11, "sink type 'twilio' (sinks.phones) is not supported yet"),
+        ("otp-pattern-groups", 5, 18, "must have exactly one capture group"),
+        ("bad-listen", 2, 11, "server.listen must be host:port"),
+    ]
+
+    @Test("each broken rule is reported at its place", arguments: rules)
+    func brokenRule(_ rule: (fixture: String, line: Int, column: Int, message: String)) {
+        let env = rule.fixture == "unset-variable" ? [:] : Self.env
+        let errors = Self.errors(rule.fixture, env: env)
+        let match = errors.first { $0.message.contains(rule.message) }
+        #expect(match != nil, "no error says \(rule.message); got \(errors)")
+        #expect(match?.line == rule.line)
+        #expect(match?.column == rule.column)
+        #expect(match?.description.hasPrefix(Self.fixture(rule.fixture) + ":\(rule.line):\(rule.column): ") == true)
+        // A broken sink is reported once, not again by every route that names it.
+        #expect(!errors.contains { $0.message.contains("delivers to unknown sink") } || rule.fixture == "route-unknown-sink")
+    }
+
+    @Test func validConfigurationIsRead() throws {
+        let config = try ConfigLoader.load(path: Self.fixture("valid-full"), environment: Self.env)
+        #expect(config.server.host == "127.0.0.1")
+        #expect(config.server.port == 9090)
+        #expect(config.server.publicURL == "https://herald.example.com")
+        #expect(config.sources.twilio?.authToken.value == "twilio-secret-token-0001")
+        #expect(config.sources.twilio?.path == "/twilio/sms")
+        #expect(config.sources.http?.token.value == "inbound-default")
+        #expect(config.defaults.expireAfter == .seconds(300))
+        #expect(config.defaults.retry == RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(500), maxBackoff: .seconds(30)))
+        #expect(config.sinks.map(\.name) == ["team-slack", "audit", "pager", "inbox"])
+        let slack = try #require(config.sink(named: "team-slack"))
+        #expect(slack.retry.maxAttempts == 3)
+        #expect(slack.retry.initialBackoff == .milliseconds(500), "unset retry keys come from defaults.retry")
+        guard case .http(let audit) = config.sink(named: "audit")?.settings else {
+            Issue.record("audit is not an http sink")
+            return
+        }
+        #expect(audit.method == "PUT")
+        #expect(audit.headers.first?.value.value == "Bearer audit-secret-token-0002")
+        #expect(audit.body == nil)
+        #expect(audit.signingSecret == nil, "an empty default turns signing off")
+        #expect(config.sink(named: "audit")?.timeout == .seconds(2))
+        let pager = try #require(config.sink(named: "pager"))
+        #expect(pager.disabledReason == "PAGER_WEBHOOK_URL is not set")
+        #expect(config.warnings.contains { $0.contains("sink 'pager' is disabled") })
+        #expect(config.enabledSinks.map(\.name) == ["team-slack", "audit", "inbox"])
+        #expect(config.routes.map(\.name) == ["aws-root", "everything-else"])
+        #expect(config.routes[0].match.from == ["+12344567890"])
+        #expect(config.routes[0].continues)
+        #expect(config.routes[0].expireAfter == .seconds(120))
+    }
+
+    @Test func variablesWithDefaults() throws {
+        let yaml = """
+            sinks:
+              inbox: { type: file, path: "${INBOX_DIR:-data}/inbox-${USER_NAME}.jsonl" }
+            routes:
+              - deliver: [inbox]
+            """
+        let config = try ConfigLoader.parse(yaml, environment: ["USER_NAME": "ana"])
+        guard case .file(let file) = config.sinks[0].settings else { throw Failure("not a file sink") }
+        #expect(file.path == "data/inbox-ana.jsonl")
+    }
+
+    @Test func unterminatedVariableIsAnError() {
+        let yaml = """
+            sinks:
+              inbox: { type: file, path: "${INBOX_DIR" }
+            routes:
+              - deliver: [inbox]
+            """
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.parse(yaml) }
+    }
+
+    @Test func developmentTokenOnlyOnLoopback() throws {
+        let loopback = """
+            sources: { twilio: { auth_token: "${TWILIO_AUTH_TOKEN:-}" } }
+            sinks: { inbox: { type: file, path: a.jsonl } }
+            routes: [ { deliver: [inbox] } ]
+            """
+        let config = try ConfigLoader.parse(loopback)
+        #expect(config.sources.twilio?.usesDevelopmentToken == true)
+        #expect(config.sources.twilio?.authToken.value == TwilioSourceConfig.developmentToken)
+        #expect(config.warnings.contains { $0.contains("DEVELOPMENT token") })
+
+        let exposed = "server: { listen: 0.0.0.0:8080 }\n" + loopback
+        do {
+            _ = try ConfigLoader.parse(exposed)
+            Issue.record("an empty token on a public address must be refused")
+        } catch let errors as ConfigErrors {
+            #expect(errors.errors.first?.message.contains("sources.twilio.auth_token is empty") == true)
+            #expect(errors.errors.first?.line == 2)
+        }
+    }
+
+    @Test func emptyFileIsAnError() {
+        do {
+            _ = try ConfigLoader.parse("# nothing here\n", file: "empty.yaml")
+            Issue.record("expected an error")
+        } catch let errors as ConfigErrors {
+            #expect(errors.description == "empty.yaml:1:1: the configuration is empty: it needs at least `sinks` and `routes`")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func missingFileIsAnError() {
+        do {
+            _ = try ConfigLoader.load(path: "/nonexistent/channels.yaml", environment: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)" == "/nonexistent/channels.yaml:1:1: cannot read the configuration file: no such file")
+        }
+    }
+
+    /// Secrets arrive through variables; whatever goes wrong, no message may show them.
+    @Test func errorsNeverShowSecrets() {
+        let secretURL = "not a url but a secret: hooks-secret-path-777"
+        let yaml = """
+            server: { listen: 0.0.0.0:8080, public_url: "${PUBLIC_URL}" }
+            sources:
+              twilio: { auth_token: "${TWILIO_AUTH_TOKEN}", verify_signature: "${TWILIO_AUTH_TOKEN}" }
+              http: { token: "${HERALD_INBOUND_TOKEN}", path: "${HERALD_INBOUND_TOKEN}" }
+            sinks:
+              team: { type: slack, webhook_url: "${SLACK_WEBHOOK_URL}" }
+              audit:
+                type: http
+                url: "${SLACK_WEBHOOK_URL}"
+                headers: { Authorization: "Bearer ${AUDIT_TOKEN}\\n" }
+                signing_secret: "${AUDIT_TOKEN}"
+            routes:
+              - deliver: [team, audit]
+            """
+        let env = [
+            "PUBLIC_URL": secretURL, "SLACK_WEBHOOK_URL": secretURL, "TWILIO_AUTH_TOKEN": "twilio-secret-888",
+            "HERALD_INBOUND_TOKEN": "inbound-secret-999", "AUDIT_TOKEN": "audit-secret-@@@",
+        ]
+        do {
+            _ = try ConfigLoader.parse(yaml, environment: env)
+            Issue.record("expected errors")
+        } catch {
+            let text = "\(error)"
+            #expect(text.split(separator: "\n").count >= 5, "expected several errors, got: \(text)")
+            for secret in ["hooks-secret-path-777", "twilio-secret-888", "inbound-secret-999", "audit-secret-@@@"] {
+                #expect(!text.contains(secret), "an error shows a secret: \(text)")
+            }
+        }
+    }
+
+    @Test func secretsPrintAsPlaceholders() throws {
+        let config = try ConfigLoader.load(path: Self.fixture("valid-full"), environment: Self.env)
+        let dump = "\(config)"
+        #expect(!dump.contains("twilio-secret-token-0001"))
+        #expect(!dump.contains("slack-secret-path"))
+        #expect(!dump.contains("audit-secret-token-0002"))
+        #expect(dump.contains("<secret>"))
+    }
+
+    @Test(arguments: [
+        ("500ms", Duration.milliseconds(500)), ("30s", .seconds(30)), ("10m", .seconds(600)),
+        ("2h", .seconds(7200)), ("7d", .seconds(604_800)), ("1.5s", .milliseconds(1500)),
+    ])
+    func durations(_ text: String, _ expected: Duration) {
+        #expect(Duration.parse(text) == expected)
+    }
+
+    @Test(arguments: ["10", "ten m", "-1s", "5 min", "s", "1.2.3s", ""])
+    func badDurations(_ text: String) {
+        #expect(Duration.parse(text) == nil)
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import HeraldCore
+import HeraldTesting
+import Logging
+import Synchronization
+import Testing
+
+/// The delivery engine with a manual clock: retries are driven by advancing time, never by sleeping.
+@Suite("Dispatcher")
+struct DispatcherTests {
+    struct Harness {
+        let clock = ManualClock()
+        let store = InMemoryOutboxStore()
+        let dispatcher: Dispatcher
+        let ingestor: Ingestor
+
+        init(sinks: [any Sink], retry: RetryPolicy = RetryPolicy(maxAttempts: 3, initialBackoff: .seconds(1), maxBackoff: .seconds(60)),
+             concurrency: Int = 4, expireAfter: Duration = .seconds(600)) throws {
+            let names = sinks.map(\.name)
+            let config = try ConfigLoader.parse("""
+                sinks:
+                \(names.map { "  \($0): { type: file, path: unused.jsonl }" }.joined(separator: "\n"))
+                routes:
+                  - name: all
+                    deliver: [\(names.joined(separator: ", "))]
+                """)
+            let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            dispatcher = Dispatcher(
+                store: store, lanes: sinks.map { .init(sink: $0, retry: retry, concurrency: concurrency, timeout: .seconds(5)) },
+                clock: clock, logger: logger, random: { $0.upperBound }
+            )
+            var infos: [String: Ingestor.SinkInfo] = [:]
+            for sink in sinks { infos[sink.name] = .init(recipients: sink.recipients) }
+            ingestor = Ingestor(router: Router(routes: config.routes, defaultExpireAfter: expireAfter), store: store,
+                                dispatcher: dispatcher, sinks: infos, clock: clock, logger: logger)
+        }
+
+        func send(_ body: String = "Your code is 123456", id: String? = nil) async throws -> Ingestor.Result {
+            try await ingestor.ingest(InboundMessage(source: "twilio", sourceID: id, from: "+15550001111", to: nil, body: body))
+        }
+
+        func delivery(_ id: String) async throws -> Delivery? {
+            try await store.deliveries(DeliveryFilter(limit: 1000)).first { $0.id == id }
+        }
+
+        func waitFor(_ id: String, _ predicate: @escaping (Delivery) -> Bool) async throws -> Delivery {
+            var last: Delivery?
+            let ok = try await eventually {
+                last = try await delivery(id)
+                return last.map(predicate) ?? false
+            }
+            #expect(ok, "delivery never reached the expected state; last: \(String(describing: last))")
+            return try #require(last)
+        }
+
+        /// Runs the dispatcher for the duration of `body`.
+        func run(_ body: () async throws -> Void) async throws {
+            let task = Task { try await dispatcher.run() }
+            defer { task.cancel() }
+            try await body()
+        }
+    }
+
+    @Test func freshDeliveryGoesOutWithoutWaitingOnTheClock() async throws {
+        let sink = RecordingSink(name: "slack")
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let result = try await h.send()
+            #expect(result.deliveries.count == 1)
+            let delivery = try await h.waitFor(result.deliveries[0].id) { $0.state == .delivered }
+            #expect(delivery.attempts == 1)
+            #expect(sink.requests.first?.event.otp == "123456")
+            #expect(h.clock.now() == Date(timeIntervalSince1970: 1_800_000_000), "the clock never moved")
+        }
+    }
+
+    @Test func retriesOnTheBackoffScheduleThenDelivers() async throws {
+        let sink = RecordingSink(name: "slack", script: [.retry(reason: "HTTP 500"), .retry(reason: "HTTP 502")])
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let id = try await h.send().deliveries[0].id
+            var d = try await h.waitFor(id) { $0.attempts == 1 && $0.state == .pending }
+            #expect(d.lastError == "HTTP 500")
+            // Jitter pinned to the ceiling: 1 s after attempt 1.
+            #expect(d.nextAttemptAt == h.clock.now().addingTimeInterval(1))
+            #expect(await eventually { h.clock.sleepers.contains(d.nextAttemptAt) }, "the scheduler sleeps until the retry is due")
+            h.clock.advance(by: .milliseconds(999))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(sink.requests.count == 1, "nothing is sent before the retry is due")
+            h.clock.advance(by: .milliseconds(1))
+            d = try await h.waitFor(id) { $0.attempts == 2 && $0.state == .pending }
+            #expect(d.nextAttemptAt == h.clock.now().addingTimeInterval(2))
+            h.clock.advance(by: .seconds(2))
+            d = try await h.waitFor(id) { $0.state == .delivered }
+            #expect(d.attempts == 3)
+            #expect(sink.requests.map(\.delivery.id) == [id, id, id], "the delivery id is stable across retries")
+            let stored = try #require(try await h.store.event(id: d.eventID))
+            #expect(stored.attempts.map(\.outcome) == ["retry", "retry", "delivered"])
+            #expect(stored.attempts.map(\.detail) == ["HTTP 500", "HTTP 502", nil])
+        }
+    }
+
+    @Test func retryAfterIsHonoured() async throws {
+        let sink = RecordingSink(name: "slack", script: [.retry(after: .seconds(30), reason: "HTTP 429")])
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let id = try await h.send().deliveries[0].id
+            let d = try await h.waitFor(id) { $0.attempts == 1 && $0.state == .pending }
+            #expect(d.nextAttemptAt == h.clock.now().addingTimeInterval(30))
+            h.clock.advance(by: .seconds(30))
+            _ = try await h.waitFor(id) { $0.state == .delivered }
+            #expect(sink.requests.count == 2)
+        }
+    }
+
+    @Test func stopsAtMaxAttemptsAndKeepsTheLastError() async throws {
+        let sink = RecordingSink(name: "slack", fallback: .retry(reason: "HTTP 500: rollup_error"))
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let id = try await h.send().deliveries[0].id
+            for attempt in 1...2 {
+                let d = try await h.waitFor(id) { $0.attempts == attempt && $0.state == .pending }
+                #expect(await eventually { h.clock.sleepers.contains(d.nextAttemptAt) })
+                h.clock.advance(to: d.nextAttemptAt)
+            }
+            let d = try await h.waitFor(id) { $0.state == .failed }
+            #expect(d.attempts == 3)
+            #expect(d.lastError == "gave up after 3 attempts: HTTP 500: rollup_error")
+            h.clock.advance(by: .seconds(3600))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(sink.requests.count == 3)
+        }
+    }
+
+    @Test func permanentFailureIsNotRetried() async throws {
+        let sink = RecordingSink(name: "slack", script: [.permanent(reason: "Slack: HTTP 400: invalid_payload")])
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let id = try await h.send().deliveries[0].id
+            let d = try await h.waitFor(id) { $0.state == .failed }
+            #expect(d.lastError == "Slack: HTTP 400: invalid_payload")
+            h.clock.advance(by: .seconds(3600))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(sink.requests.count == 1)
+        }
+    }
+
+    @Test func neverDeliveredAfterExpiry() async throws {
+        let expiring = RecordingSink(name: "slack", fallback: .retry(after: .seconds(45), reason: "HTTP 503"))
+        let h2 = try Harness(sinks: [expiring], retry: RetryPolicy(maxAttempts: 10), expireAfter: .seconds(60))
+        try await h2.run {
+            let id = try await h2.send().deliveries[0].id
+            let first = try await h2.waitFor(id) { $0.attempts == 1 && $0.state == .pending }
+            #expect(await eventually { h2.clock.sleepers.contains(first.nextAttemptAt) })
+            h2.clock.advance(to: first.nextAttemptAt)
+            let d = try await h2.waitFor(id) { $0.state == .expired }
+            #expect(d.attempts == 2)
+            #expect(d.lastError == "expired while retrying: HTTP 503")
+            h2.clock.advance(by: .seconds(3600))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(expiring.requests.count == 2, "nothing is sent after expiry")
+        }
+    }
+
+    @Test func expiredBeforeTheFirstAttempt() async throws {
+        let sink = RecordingSink(name: "slack")
+        let h = try Harness(sinks: [sink], expireAfter: .seconds(60))
+        // Ingest while the dispatcher is not running; it starts after the code expired.
+        let id = try await h.send().deliveries[0].id
+        h.clock.advance(by: .seconds(61))
+        try await h.run {
+            let d = try await h.waitFor(id) { $0.state == .expired }
+            #expect(d.attempts == 0)
+            #expect(sink.requests.isEmpty)
+        }
+    }
+
+    @Test func duplicateSourceIDCreatesNothing() async throws {
+        let sink = RecordingSink(name: "slack")
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let first = try await h.send(id: "SM1")
+            let second = try await h.send(id: "SM1")
+            #expect(second.duplicate)
+            #expect(second.eventID == first.eventID)
+            #expect(second.deliveries.isEmpty)
+            _ = try await h.waitFor(first.deliveries[0].id) { $0.state == .delivered }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(sink.requests.count == 1)
+            #expect(await h.store.allEvents().count == 1)
+        }
+    }
+
+    /// A sink that never answers holds only its own lane.
+    @Test func aHangingSinkDoesNotDelayAnother() async throws {
+        let hanging = HangingSink(name: "slow")
+        let fast = RecordingSink(name: "fast")
+        let h = try Harness(sinks: [hanging, fast], concurrency: 2)
+        try await h.run {
+            var ids: [String] = []
+            for i in 0..<5 { ids += try await h.send("code \(1000 + i)").deliveries.filter { $0.sink == "fast" }.map(\.id) }
+            for id in ids { _ = try await h.waitFor(id) { $0.state == .delivered } }
+            #expect(fast.requests.count == 5)
+            #expect(hanging.started.value == 2, "the slow sink's concurrency limit holds")
+        }
+    }
+
+    @Test func recipientsGetOneDeliveryEach() async throws {
+        let sink = RecordingSink(name: "phones", recipients: ["+15550000001", "+15550000002"], script: [.permanent(reason: "21211")])
+        let h = try Harness(sinks: [sink])
+        try await h.run {
+            let result = try await h.send()
+            #expect(result.deliveries.map(\.recipient) == ["+15550000001", "+15550000002"])
+            let states = try await (result.deliveries.asyncMap { d in try await h.waitFor(d.id) { $0.state.isFinished }.state })
+            #expect(states.sorted { $0.rawValue < $1.rawValue } == [.delivered, .failed])
+        }
+    }
+
+    @Test func recoverResumesInFlightWork() async throws {
+        let store = InMemoryOutboxStore()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let event = Event(id: "evt_1", source: "twilio", sourceID: "SM1", from: "+1", to: nil, body: "x", receivedAt: now)
+        let delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
+        _ = try await store.insert(event, deliveries: [delivery])
+        guard case .claimed = try await store.claim(deliveryID: "dlv_1", now: now, leaseUntil: now.addingTimeInterval(30)) else {
+            throw Failure("claim failed")
+        }
+        // Claimed and then the process died: start-up returns it to pending and schedules it.
+        let scheduled = try await store.recover(now: now)
+        #expect(scheduled == [ScheduledDelivery(id: "dlv_1", sink: "slack", dueAt: now)])
+        // The old claim's result is fenced off: attempt 1 no longer owns the delivery.
+        let stale = DeliveryAttempt(deliveryID: "dlv_1", number: 1, startedAt: now, duration: .zero, outcome: "delivered", detail: nil)
+        #expect(try await store.complete(stale, next: .delivered, nextAttemptAt: nil, error: nil, now: now) == false)
+    }
+}
+
+/// A sink whose attempts never end until cancelled.
+final class HangingSink: Sink {
+    let name: String
+    let started = Counter()
+
+    init(name: String) {
+        self.name = name
+    }
+
+    func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        started.increment()
+        try? await Task.sleep(for: .seconds(3600))
+        return .retry(reason: "cancelled")
+    }
+}
+
+final class Counter: Sendable {
+    private let storage = Mutex(0)
+    var value: Int { storage.withLock { $0 } }
+    func increment() { storage.withLock { $0 += 1 } }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
