@@ -71,3 +71,12 @@ struct OTPExtractorTests {
         #expect(Self.messages.count >= 40)
     }
 }
+
+@Suite("OTP extraction on long bodies")
+struct OTPLongBodyTests {
+    @Test func onlyTheStartOfALongBodyIsScanned() {
+        let filler = String(repeating: "lorem ipsum 2026 order 5555 ", count: 2500)
+        #expect(OTPExtractor.extract(from: "Your code is 918273. " + filler) == "918273")
+        #expect(OTPExtractor.extract(from: filler + " Your code is 918273.") == nil)
+    }
+}

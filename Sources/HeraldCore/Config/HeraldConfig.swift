@@ -109,6 +109,10 @@ public struct HTTPSinkSettings: Sendable {
 
 public struct FileSinkSettings: Sendable {
     public var path: String
+
+    public init(path: String) {
+        self.path = path
+    }
 }
 
 public struct RouteConfig: Sendable {

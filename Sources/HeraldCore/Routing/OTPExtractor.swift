@@ -8,8 +8,11 @@ import Foundation
 /// `PIN`, `código`, `код`, `验证码`, …) the candidate nearest to such a word wins; without one, a
 /// lone numeric candidate of 4–8 digits is taken.
 public enum OTPExtractor {
+    /// Codes sit near the start of a message; looking further only costs time on long bodies.
+    static let scanLimit = 2000
+
     public static func extract(from body: String) -> String? {
-        let text = body
+        let text = String(body.prefix(scanLimit))
         let keywords = keywordRanges(in: text)
         var candidates = numericCandidates(in: text)
         if !keywords.isEmpty {
@@ -22,7 +25,7 @@ public enum OTPExtractor {
             return numeric.count == 1 ? numeric[0].code : nil
         }
         let best = candidates.min { a, b in
-            let da = distance(a.range, keywords, in: text), db = distance(b.range, keywords, in: text)
+            let da = distance(a.offsets(in: text), keywords), db = distance(b.offsets(in: text), keywords)
             return da != db ? da < db : a.range.lowerBound < b.range.lowerBound
         }
         return best?.code
@@ -35,6 +38,12 @@ public enum OTPExtractor {
         var range: Range<String.Index>
         var code: String
         var kind: Kind
+
+        /// UTF-16 offsets, for cheap distance arithmetic.
+        func offsets(in text: String) -> Range<Int> {
+            let nsRange = NSRange(range, in: text)
+            return nsRange.location..<(nsRange.location + nsRange.length)
+        }
     }
 
     private static let cluster = try! NSRegularExpression(pattern: "\\d+(?:[-.,:/]\\d+)*")
@@ -80,10 +89,11 @@ public enum OTPExtractor {
         return preceding == nil || !(preceding!.isLetter || preceding!.isNumber)
     }
 
-    static func alphanumericCandidates(in text: String, keywords: [Range<String.Index>]) -> [Candidate] {
+    static func alphanumericCandidates(in text: String, keywords: [Range<Int>]) -> [Candidate] {
         matches(alphanumeric, in: text).compactMap { range in
             // Only right next to a keyword: "code: X7K2QF", "X7K2QF is your code".
-            guard distance(range, keywords, in: text) <= 12 else { return nil }
+            let nsRange = NSRange(range, in: text)
+            guard distance(nsRange.location..<(nsRange.location + nsRange.length), keywords) <= 12 else { return nil }
             let code = String(text[range])
             if code.allSatisfy(\.isNumber) { return nil }
             return Candidate(range: range, code: code, kind: .alphanumeric)
@@ -157,40 +167,37 @@ public enum OTPExtractor {
         "код", "пароль", "验证码", "驗證碼", "校验码", "动态码", "認証", "確認コード", "인증", "코드", "رمز", "קוד",
     ]
 
-    static func keywordRanges(in text: String) -> [Range<String.Index>] {
-        let lower = text.lowercased()
-        // Lower-casing can change lengths in rare scripts; then positions are approximate anyway.
-        guard lower.count == text.count else { return [text.startIndex..<text.startIndex] }
-        var result: [Range<String.Index>] = []
+    /// Where keywords stand, as UTF-16 offsets.
+    static func keywordRanges(in text: String) -> [Range<Int>] {
+        let ns = text as NSString
+        var result: [Range<Int>] = []
         for keyword in keywords {
-            var searchStart = lower.startIndex
-            while let found = lower.range(of: keyword, range: searchStart..<lower.endIndex) {
-                // Short Latin keywords must stand alone: "pin" not in "shopping", "tan" not in "important".
-                if keyword.count <= 3, keyword.allSatisfy({ $0.isASCII && $0.isLetter }) {
-                    let beforeOK = found.lowerBound == lower.startIndex || !lower[lower.index(before: found.lowerBound)].isLetter
-                    let afterOK = found.upperBound == lower.endIndex || !lower[found.upperBound].isLetter
-                    if !(beforeOK && afterOK) {
-                        searchStart = found.upperBound
-                        continue
-                    }
-                }
-                let start = text.index(text.startIndex, offsetBy: lower.distance(from: lower.startIndex, to: found.lowerBound))
-                let end = text.index(start, offsetBy: keyword.count)
-                result.append(start..<end)
-                searchStart = found.upperBound
+            // Short Latin keywords must stand alone: "pin" not in "shopping", "tan" not in "important".
+            let standalone = keyword.count <= 3 && keyword.allSatisfy { $0.isASCII && $0.isLetter }
+            var search = NSRange(location: 0, length: ns.length)
+            while true {
+                let found = ns.range(of: keyword, options: [.caseInsensitive], range: search)
+                guard found.location != NSNotFound else { break }
+                let end = found.location + found.length
+                search = NSRange(location: end, length: ns.length - end)
+                if standalone && (isLatinLetter(ns, found.location - 1) || isLatinLetter(ns, end)) { continue }
+                result.append(found.location..<end)
             }
         }
         return result
     }
 
-    /// Characters between a candidate and the nearest keyword (0 when they touch).
-    static func distance(_ range: Range<String.Index>, _ keywords: [Range<String.Index>], in text: String) -> Int {
+    private static func isLatinLetter(_ ns: NSString, _ index: Int) -> Bool {
+        guard index >= 0, index < ns.length else { return false }
+        let unit = ns.character(at: index)
+        return (unit >= 0x41 && unit <= 0x5A) || (unit >= 0x61 && unit <= 0x7A) || (unit >= 0xC0 && unit <= 0x24F)
+    }
+
+    /// UTF-16 units between a candidate and the nearest keyword (0 when they touch or overlap).
+    static func distance(_ range: Range<Int>, _ keywords: [Range<Int>]) -> Int {
         keywords.map { keyword in
-            if keyword.upperBound <= range.lowerBound {
-                return text.distance(from: keyword.upperBound, to: range.lowerBound)
-            } else if range.upperBound <= keyword.lowerBound {
-                return text.distance(from: range.upperBound, to: keyword.lowerBound)
-            }
+            if keyword.upperBound <= range.lowerBound { return range.lowerBound - keyword.upperBound }
+            if range.upperBound <= keyword.lowerBound { return keyword.lowerBound - range.upperBound }
             return 0
         }.min() ?? Int.max
     }

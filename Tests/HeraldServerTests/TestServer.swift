@@ -1,0 +1,89 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import HeraldServer
+import NIOHTTP1
+import ServiceLifecycle
+import Logging
+import NIOCore
+import Synchronization
+
+/// Herald built with `buildApplication` and served on a free loopback port for one test.
+struct TestServer {
+    static let publicURL = "http://herald.test"
+    static let twilioToken = "test-auth-token"
+    static let inboundToken = "inbound-token"
+
+    let runtime: HeraldRuntime
+    let port: Int
+    private let task: Task<Void, any Error>
+
+    var store: any OutboxStore { runtime.store }
+
+    /// `yaml` is a full configuration; `listen` is forced to a free loopback port.
+    static func start(_ yaml: String, env: [String: String] = [:]) async throws -> TestServer {
+        var config = try ConfigLoader.parse(yaml, environment: env)
+        config.server.port = 0
+        let logger = Logger(label: "herald-test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let runtime = HeraldRuntime(config: config, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = buildApplication(runtime: runtime) { _, port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        let task = Task { try await app.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("server did not start") }
+        return TestServer(runtime: runtime, port: port, task: task)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    struct Answer {
+        var status: Int
+        var body: String
+        var contentType: String?
+    }
+
+    func request(_ method: HTTPMethod, _ pathAndQuery: String, headers: [(String, String)] = [], body: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(pathAndQuery)")
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let buffer = try await response.body.collect(upTo: 1 << 20)
+        return Answer(status: Int(response.status.code), body: String(buffer: buffer), contentType: response.headers.first(name: "Content-Type"))
+    }
+
+    /// Posts a Twilio webhook signed for `public_url` + path (or with `signature` as given).
+    func postTwilio(_ parameters: [(String, String)], path: String = "/twilio/sms", signature: String?? = .none, token: String = twilioToken) async throws -> Answer {
+        let computed = TwilioSignature.compute(url: Self.publicURL + path, parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: token)
+        var headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        switch signature {
+        case .none: headers.append(("X-Twilio-Signature", computed))
+        case .some(.some(let given)): headers.append(("X-Twilio-Signature", given))
+        case .some(.none): break
+        }
+        return try await request(.POST, path, headers: headers, body: formEncode(parameters))
+    }
+
+    func allDeliveries() async throws -> [Delivery] {
+        try await store.deliveries(DeliveryFilter(limit: 10_000))
+    }
+}
+
+func formEncode(_ parameters: [(String, String)]) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-._~")
+    return parameters.map { name, value in
+        name.addingPercentEncoding(withAllowedCharacters: allowed)! + "=" + value.addingPercentEncoding(withAllowedCharacters: allowed)!
+    }.joined(separator: "&")
+}
+
+func sms(_ body: String = "Your AWS verification code is 482913", sid: String = "SM" + UUID().uuidString.replacingOccurrences(of: "-", with: "")) -> [(String, String)] {
+    [("MessageSid", sid), ("AccountSid", "AC123"), ("From", "+12344567890"), ("To", "+15005550006"),
+     ("Body", body), ("NumMedia", "0"), ("ApiVersion", "2010-04-01"), ("SmsStatus", "received")]
+}
