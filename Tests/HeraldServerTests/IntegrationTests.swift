@@ -138,6 +138,7 @@ struct IntegrationTests {
             await audit.waitForRequests(1, timeout: .seconds(5))
             #expect(audit.requests.count == 1)
             #expect(ContinuousClock.now - started < .seconds(2), "the audit delivery waited on the hanging Slack")
+            await slack.waitForRequests(1)
             #expect(slack.requests.count == 1, "Slack got the request and is still holding it")
             let slackDelivery = try #require(try await server.allDeliveries().first { $0.sink == "team-slack" })
             #expect(slackDelivery.state == .inFlight)

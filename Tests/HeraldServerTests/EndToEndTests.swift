@@ -1,0 +1,187 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import HeraldTesting
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The built `herald` binary, run as a user runs it.
+@Suite("End to end (the herald binary)")
+struct EndToEndTests {
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["HERALD_BINARY"] { return path }
+        // Tests run from the build folder that also holds the executable.
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [folder, folder.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("herald").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return folder.appendingPathComponent("herald").path
+    }
+
+    final class Run: Sendable {
+        final class Output: Sendable {
+            let text = Mutex("")
+        }
+
+        let process: Process
+        private let output = Output()
+
+        init(_ arguments: [String], environment: [String: String] = [:], directory: URL) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: EndToEndTests.binary)
+            process.arguments = arguments
+            process.currentDirectoryURL = directory
+            var env = ProcessInfo.processInfo.environment
+            for key in ["HERALD_CONFIG", "TWILIO_AUTH_TOKEN", "SLACK_WEBHOOK_URL", "HERALD_INBOUND_TOKEN"] { env[key] = nil }
+            env.merge(environment) { $1 }
+            process.environment = env
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+                let data = handle.availableData
+                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            try process.run()
+        }
+
+        var text: String { output.text.withLock { $0 } }
+
+        func wait() -> Int32 {
+            process.waitUntilExit()
+            // Let the last output arrive.
+            Thread.sleep(forTimeInterval: 0.1)
+            return process.terminationStatus
+        }
+    }
+
+    static func tempFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("herald-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func servesASignedWebhookIntoTheFileSinkAndStopsOnSIGTERM() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the binary first (make test does)")
+        let folder = try Self.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            server: { listen: "127.0.0.1:0", public_url: "http://herald.e2e" }
+            sources: { twilio: { auth_token: "${TWILIO_AUTH_TOKEN}" } }
+            sinks:
+              inbox: { type: file, path: out/inbox.jsonl }
+              slack: { type: slack, optional: true, webhook_url: "${SLACK_WEBHOOK_URL}" }
+            routes:
+              - name: all
+                deliver: [inbox, slack]
+            """.write(to: folder.appendingPathComponent("herald.yaml"), atomically: true, encoding: .utf8)
+        let run = try Run(["serve", "--config", "herald.yaml"], environment: ["TWILIO_AUTH_TOKEN": "e2e-secret-token"], directory: folder)
+        var port: Int?
+        _ = await eventually(timeout: .seconds(20)) {
+            guard let range = run.text.range(of: #"server.address=http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) else { return false }
+            port = Int(run.text[range].split(separator: ":").last!)
+            return true
+        }
+        let serverPort = try #require(port, "no listening line in: \(run.text)")
+
+        let parameters = [("MessageSid", "SMe2e0001"), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", "Your GitHub code is 123-456")]
+        let signature = TwilioSignature.compute(url: "http://herald.e2e/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: "e2e-secret-token")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(serverPort)/twilio/sms")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "X-Twilio-Signature", value: signature)
+        request.body = .bytes(ByteBuffer(string: formEncode(parameters)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        #expect(response.status.code == 200)
+
+        let inbox = folder.appendingPathComponent("out/inbox.jsonl")
+        let arrived = await eventually { (try? String(contentsOf: inbox, encoding: .utf8))?.hasSuffix("\n") == true }
+        #expect(arrived)
+        let lines = try String(contentsOf: inbox, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(json["source_id"] as? String == "SMe2e0001")
+        #expect(json["body"] as? String == "Your GitHub code is 123-456")
+        #expect(json["otp"] as? String == "123456")
+        #expect(json["route"] as? String == "all")
+
+        kill(run.process.processIdentifier, SIGTERM)
+        #expect(run.wait() == 0, "herald did not exit cleanly: \(run.text)")
+        let log = run.text
+        #expect(log.contains("sink 'slack' is disabled: SLACK_WEBHOOK_URL is not set"))
+        #expect(!log.contains("e2e-secret-token"))
+        #expect(!log.contains("Your GitHub code"), "message bodies stay out of logs by default")
+        #expect(!log.contains("123456") && !log.contains("123-456"), "codes stay out of logs by default")
+        #expect(!log.contains("+15551234567"), "phone numbers are masked")
+    }
+
+    @Test func checkReportsErrorsWithTheirPlaceAndNoSecret() throws {
+        let folder = try Self.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            sources: { twilio: { auth_token: "${TWILIO_AUTH_TOKEN}" } }
+            sinks:
+              team: { type: slack, webhook_url: "${SLACK_WEBHOOK_URL}", timeout: "${SLACK_WEBHOOK_URL}" }
+            routes:
+              - deliver: [team, nowhere]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let env = ["TWILIO_AUTH_TOKEN": "check-secret-1", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/check-secret-2"]
+        let run = try Run(["check"], environment: env, directory: folder)
+        #expect(run.wait() == 1)
+        #expect(run.text.contains("channels.yaml:3:70: bad duration the value from the environment for sinks.team.timeout"), "\(run.text)")
+        #expect(run.text.contains("channels.yaml:5:21: route 'route-1' delivers to unknown sink 'nowhere'"), "\(run.text)")
+        #expect(!run.text.contains("check-secret"))
+
+        try """
+            sources: { twilio: { auth_token: "${TWILIO_AUTH_TOKEN}" } }
+            sinks:
+              team: { type: slack, webhook_url: "${SLACK_WEBHOOK_URL}" }
+            routes:
+              - deliver: [team]
+            """.write(to: folder.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
+        let good = try Run(["check"], environment: env.merging(["HERALD_CONFIG": "good.yaml"]) { $1 }, directory: folder)
+        #expect(good.wait() == 0)
+        #expect(good.text.contains("good.yaml: OK"), "$HERALD_CONFIG names the file: \(good.text)")
+        #expect(good.text.contains("team (slack, enabled)"))
+        #expect(!good.text.contains("check-secret"))
+    }
+
+    @Test func signAndRouteCommands() throws {
+        let folder = try Self.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sign = try Run(["sign", "--url", "https://mycompany.com/myapp.php?foo=1&bar=2", "--token", "12345",
+                            "CallSid=CA1234567890ABCDE", "Caller=+14158675309", "Digits=1234", "From=+14158675309", "To=+18005551212"],
+                           directory: folder)
+        #expect(sign.wait() == 0)
+        #expect(sign.text == "RSOYDt4T1cUTdK1PDd93/VVr8B8=\n")
+
+        try """
+            sinks:
+              team: { type: slack, webhook_url: "https://hooks.slack.com/services/T/B/route-secret" }
+              inbox: { type: file, path: inbox.jsonl }
+            routes:
+              - name: google
+                match: { from: GOOGLE }
+                app: Google
+                expire_after: 3m
+                deliver: [team, inbox]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let route = try Run(["route", "--from", "GOOGLE", "--body", "G-482913 is your <Google> verification code."], directory: folder)
+        #expect(route.wait() == 0)
+        let text = route.text
+        #expect(text.contains("routes: google"))
+        #expect(text.contains("code: 482913"))
+        #expect(text.contains("team (slack, route google, expires 3m after receipt)"))
+        #expect(text.contains("| *482913*  ·  Google  ·  from GOOGLE"))
+        #expect(text.contains("&lt;Google&gt;"))
+        #expect(!text.contains("route-secret"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("inbox.jsonl").path), "a dry run sends nothing")
+
+        let unrouted = try Run(["route", "--from", "+15550000000", "--body", "hello"], directory: folder)
+        #expect(unrouted.wait() == 0)
+        #expect(unrouted.text.contains("none matched; the event would be stored as unrouted"))
+    }
+}
