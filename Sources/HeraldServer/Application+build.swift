@@ -30,6 +30,9 @@ public func buildApplication(
         router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
         router.get(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
     }
+    if let token = config.server.adminToken {
+        AdminAPI(token: token, runtime: runtime).register(on: router.group("admin"))
+    }
     if let http = config.sources.http {
         let inbound = JSONInbound(config: http, maxBody: maxInboundBody, ingestor: runtime.ingestor, logger: logger)
         router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
@@ -38,7 +41,7 @@ public func buildApplication(
     return Application(
         router: router,
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
-        services: [runtime.dispatcher],
+        services: [runtime.dispatcher, runtime.maintenance],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? config.server.port
             logger.info("listening", metadata: ["server.address": "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"])
@@ -49,6 +52,6 @@ public func buildApplication(
 }
 
 /// Builds the runtime from a configuration and then the application.
-public func buildApplication(config: HeraldConfig, logger: Logger) -> some ApplicationProtocol {
-    buildApplication(runtime: HeraldRuntime(config: config, logger: logger))
+public func buildApplication(config: HeraldConfig, logger: Logger) throws -> some ApplicationProtocol {
+    buildApplication(runtime: try HeraldRuntime(config: config, logger: logger))
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import HeraldCore
+import HeraldSQLite
 import HeraldSinks
 import Logging
 
@@ -9,6 +10,7 @@ public struct HeraldRuntime: Sendable {
     public let config: HeraldConfig
     public let store: any OutboxStore
     public let dispatcher: Dispatcher
+    public let maintenance: Maintenance
     public let ingestor: Ingestor
     public let clock: any HeraldClock
     public let logger: Logger
@@ -19,11 +21,11 @@ public struct HeraldRuntime: Sendable {
     public init(
         config: HeraldConfig, store: (any OutboxStore)? = nil, sinks: [any Sink]? = nil,
         clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = .shared, logger: Logger
-    ) {
+    ) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
-        let store = store ?? Self.makeStore(config.storage)
+        let store = try store ?? Self.makeStore(config.storage)
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
         let lanes = sinks.map { sink in
@@ -37,6 +39,7 @@ public struct HeraldRuntime: Sendable {
             store: store, lanes: lanes, clock: clock, logger: logger,
             logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace
         )
+        self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
         var infos: [String: Ingestor.SinkInfo] = [:]
         for sink in sinks { infos[sink.name] = Ingestor.SinkInfo(recipients: sink.recipients) }
         for sink in config.sinks where infos[sink.name] == nil {
@@ -48,9 +51,11 @@ public struct HeraldRuntime: Sendable {
         )
     }
 
-    static func makeStore(_ storage: StorageConfig) -> any OutboxStore {
+    /// Opens the configured store. A SQLite database that is not Herald's is refused untouched.
+    public static func makeStore(_ storage: StorageConfig) throws -> any OutboxStore {
         switch storage {
         case .memory: InMemoryOutboxStore()
+        case .sqlite(let path): try SQLiteOutboxStore(path: path)
         }
     }
 }

@@ -1,9 +1,12 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import HeraldCore
 import HeraldServer
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
@@ -12,7 +15,7 @@ struct Herald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
         abstract: "Fan out inbound text messages (MFA codes) to Slack, phones, email and HTTP.",
-        subcommands: [Serve.self, Check.self, Route.self, Sign.self]
+        subcommands: [Serve.self, Check.self, Route.self, Sign.self, Deliveries.self, Retry.self]
     )
 }
 
@@ -64,8 +67,14 @@ struct Serve: AsyncParsableCommand {
                 !!! the development token '\(TwilioSourceConfig.developmentToken)'. Set TWILIO_AUTH_TOKEN for real traffic.
                 """)
         }
-        let app = buildApplication(config: config, logger: logger)
-        try await app.runService()
+        let runtime: HeraldRuntime
+        do {
+            runtime = try HeraldRuntime(config: config, logger: logger)
+        } catch {
+            printError("herald: \(error)")
+            throw ExitCode(1)
+        }
+        try await buildApplication(runtime: runtime).runService()
     }
 }
 
@@ -173,5 +182,113 @@ struct Sign: ParsableCommand {
             authToken = twilio.authToken.value
         }
         print(TwilioSignature.compute(url: url, parameters: pairs, authToken: authToken))
+    }
+}
+
+/// Opens the configured store for the commands that read it while the server may be running.
+func openStore(_ config: HeraldConfig) throws -> any OutboxStore {
+    if case .memory = config.storage {
+        printError("herald: storage is memory; only the running server can see its deliveries (use the admin API)")
+        throw ExitCode(1)
+    }
+    do {
+        return try HeraldRuntime.makeStore(config.storage)
+    } catch {
+        printError("herald: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+struct Deliveries: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List deliveries in the outbox, newest first.")
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(help: "Only this state: \(DeliveryState.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var state: DeliveryState?
+
+    @Option(help: "Only this sink.")
+    var sink: String?
+
+    @Option(help: "At most this many.")
+    var limit: Int = 50
+
+    func run() async throws {
+        let config = try options.load()
+        let store = try openStore(config)
+        let list = try await store.deliveries(DeliveryFilter(state: state, sink: sink, limit: limit))
+        if list.isEmpty {
+            print("no deliveries\(state.map { " in state \($0.rawValue)" } ?? "")")
+            return
+        }
+        for d in list {
+            var line = "\(d.id)  \(d.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(d.sink)"
+            if let recipient = d.recipient { line += " → \(PhoneNumber.masked(recipient))" }
+            line += "  attempts \(d.attempts)  event \(d.eventID)  created \(RFC3339.string(from: d.createdAt))"
+            if d.state == .pending { line += "  next \(RFC3339.string(from: d.nextAttemptAt))" }
+            if let error = d.lastError { line += "  last error: \(error)" }
+            print(line)
+        }
+    }
+}
+
+extension DeliveryState: ExpressibleByArgument {}
+
+struct Retry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send a failed or expired delivery again.",
+        discussion: """
+            With server.admin_token set and the server running, the server sends it at once. Otherwise the \
+            store is changed directly: a running server picks it up within 10 seconds, a stopped one when it starts.
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Argument(help: "The delivery id (dlv_…).")
+    var id: String
+
+    func run() async throws {
+        let config = try options.load()
+        if let token = config.server.adminToken, try await retryThroughServer(config, token: token) {
+            return
+        }
+        let store = try openStore(config)
+        let now = Date()
+        if let delivery = try await store.retry(deliveryID: id, now: now, expiresAt: now.adding(config.defaults.expireAfter)) {
+            print("\(delivery.id) is pending again (sink \(delivery.sink)); a running Herald sends it within 10 seconds, a stopped one when it starts")
+        } else if try await store.deliveries(DeliveryFilter(limit: 1_000_000)).contains(where: { $0.id == id }) {
+            printError("herald: \(id) is neither failed nor expired")
+            throw ExitCode(1)
+        } else {
+            printError("herald: no delivery \(id)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// True when the running server took the retry; false when no server answered.
+    private func retryThroughServer(_ config: HeraldConfig, token: Secret) async throws -> Bool {
+        let host = config.server.host.contains(":") ? "[\(config.server.host)]" : config.server.host
+        var request = HTTPClientRequest(url: "http://\(host):\(config.server.port)/admin/deliveries/\(id)/retry")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token.value)")
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        } catch {
+            return false
+        }
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        switch response.status.code {
+        case 200:
+            print("\(id) is being sent again by the running server")
+            return true
+        case 404 where body.contains("no delivery"), 409:
+            let message = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: [String: String]])?["error"]?["message"]
+            printError("herald: \(message ?? body)")
+            throw ExitCode(1)
+        default:
+            return false
+        }
     }
 }

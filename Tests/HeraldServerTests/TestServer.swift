@@ -24,8 +24,10 @@ struct TestServer {
     static func start(_ yaml: String, env: [String: String] = [:]) async throws -> TestServer {
         var config = try ConfigLoader.parse(yaml, environment: env)
         config.server.port = 0
+        // Tests keep everything in memory unless they name a store.
+        if !yaml.contains("storage:") { config.storage = .memory }
         let logger = Logger(label: "herald-test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let runtime = HeraldRuntime(config: config, logger: logger)
+        let runtime = try HeraldRuntime(config: config, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = buildApplication(runtime: runtime) { _, port in
             continuation.yield(port)

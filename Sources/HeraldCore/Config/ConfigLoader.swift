@@ -89,15 +89,19 @@ struct ConfigBuilder {
         self.reader = reader
     }
 
-    static let topLevelKeys = ["server", "storage", "defaults", "sources", "sinks", "routes", "log_bodies"]
+    static let topLevelKeys = ["server", "storage", "retention", "defaults", "sources", "sinks", "routes", "log_bodies"]
 
     mutating func build(_ root: Node) -> HeraldConfig? {
         guard let top = reader.mapping(root, "the top level", allowed: Self.topLevelKeys) else { return nil }
         let server = top["server"].map { readServer($0) } ?? defaultServer()
-        let storage = top["storage"].flatMap { readStorage($0) } ?? .memory
+        let storage = top["storage"].flatMap { readStorage($0) } ?? .sqlite(path: "data/herald.db")
         let defaults = top["defaults"].map { readDefaults($0) } ?? DefaultsConfig(expireAfter: .seconds(600), retry: .default)
         let sources = top["sources"].map { readSources($0, server: server) } ?? SourcesConfig(twilio: nil, http: nil)
         let logBodies = top["log_bodies"].flatMap { reader.bool($0, "log_bodies") } ?? false
+        var retention = Duration.seconds(7 * 86400)
+        if let node = top["retention"], let value = reader.duration(node, "retention") {
+            if value <= .zero { reader.fail(node, "retention must be longer than zero") } else { retention = value }
+        }
 
         var sinks: [SinkConfig] = []
         if let node = top["sinks"] {
@@ -114,7 +118,7 @@ struct ConfigBuilder {
         if logBodies { warnings.append("log_bodies is on: message bodies and codes will appear in logs") }
         return HeraldConfig(
             file: reader.file, server: server, storage: storage, defaults: defaults, sources: sources,
-            sinks: sinks, routes: routes, logBodies: logBodies, warnings: warnings
+            sinks: sinks, routes: routes, retention: retention, logBodies: logBodies, warnings: warnings
         )
     }
 
@@ -158,11 +162,19 @@ struct ConfigBuilder {
     private mutating func readStorage(_ node: Node) -> StorageConfig? {
         guard let text = reader.string(node, "storage") else { return nil }
         if text == "memory" { return .memory }
-        if text.hasPrefix("sqlite:") || text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            reader.fail(node, "storage '\(text.hasPrefix("sqlite:") ? "sqlite:…" : "postgres://…")' is not supported yet; use `storage: memory`")
+        if text.hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty else {
+                reader.fail(node, "storage sqlite: needs a file path, like sqlite:data/herald.db")
+                return nil
+            }
+            return .sqlite(path: path)
+        }
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            reader.fail(node, "storage postgres://… is not supported yet; use sqlite:PATH")
             return nil
         }
-        reader.fail(node, "storage must be `memory`")
+        reader.fail(node, "storage must be sqlite:PATH (like sqlite:data/herald.db) or memory")
         return nil
     }
 

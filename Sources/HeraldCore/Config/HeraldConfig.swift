@@ -12,6 +12,8 @@ public struct HeraldConfig: Sendable {
     /// Every sink in file order, including disabled optional ones.
     public var sinks: [SinkConfig]
     public var routes: [RouteConfig]
+    /// Finished events older than this are deleted, bodies and all.
+    public var retention: Duration
     /// Show message bodies and codes in logs. Off by default: they are secrets.
     public var logBodies: Bool
     /// Things worth saying at start-up that do not stop it (disabled sinks, the development token).
@@ -41,6 +43,8 @@ public struct ServerConfig: Sendable {
 
 public enum StorageConfig: Sendable, Equatable {
     case memory
+    /// A path relative to the working directory; folders are created.
+    case sqlite(path: String)
 }
 
 public struct DefaultsConfig: Sendable {

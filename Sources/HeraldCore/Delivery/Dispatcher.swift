@@ -35,6 +35,8 @@ public final class Dispatcher: Service, Sendable {
     private struct State {
         /// Deliveries waiting for a later time, sorted by due time.
         var timetable: [ScheduledDelivery] = []
+        /// Ids in the timetable or waiting in a lane, so the sweep never queues one twice.
+        var known: Set<String> = []
         var wakeWaiter: CheckedContinuation<Void, Never>?
         var wakePending = false
         var stopping = false
@@ -76,6 +78,7 @@ public final class Dispatcher: Service, Sendable {
         let now = clock.now()
         var later = false
         for item in items {
+            guard state.withLock({ $0.known.insert(item.id).inserted }) else { continue }
             if item.dueAt <= now {
                 send(item)
             } else {
@@ -222,7 +225,12 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
+    /// Ids the dispatcher holds right now (in the timetable or a lane queue).
+    public var scheduledCount: Int { state.withLock { $0.known.count } }
+
     private func attempt(_ item: ScheduledDelivery, lane: Lane) async {
+        // From here on the store says what happens to it; a later schedule() may queue it again.
+        _ = state.withLock { $0.known.remove(item.id) }
         var metadata: Logger.Metadata = ["delivery.id": "\(item.id)", "sink.name": "\(lane.sink.name)"]
         let now = clock.now()
         let lease = max(Duration.seconds(30), lane.timeout + .seconds(5))
@@ -307,6 +315,7 @@ public final class Dispatcher: Service, Sendable {
     }
 
     private func failOrphan(_ item: ScheduledDelivery) async {
+        _ = state.withLock { $0.known.remove(item.id) }
         let now = clock.now()
         guard case .claimed(let claimed) = try? await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(.seconds(30))) else { return }
         let record = DeliveryAttempt(deliveryID: item.id, number: claimed.delivery.attempts, startedAt: now, duration: .zero, outcome: "permanent", detail: "sink removed")

@@ -79,6 +79,72 @@ public actor InMemoryOutboxStore: OutboxStore {
         return result
     }
 
+    public func releaseExpiredLeases(now: Date) throws -> [ScheduledDelivery] {
+        var result: [ScheduledDelivery] = []
+        for id in deliveryOrder {
+            guard var delivery = deliveries[id], delivery.state == .inFlight, let lease = delivery.leaseUntil, lease < now else { continue }
+            delivery.state = .pending
+            delivery.leaseUntil = nil
+            delivery.nextAttemptAt = now
+            delivery.updatedAt = now
+            deliveries[id] = delivery
+            result.append(ScheduledDelivery(id: id, sink: delivery.sink, dueAt: now))
+        }
+        return result
+    }
+
+    public func dueDeliveries(now: Date, limit: Int) throws -> [ScheduledDelivery] {
+        let due = deliveryOrder.compactMap { deliveries[$0] }.filter { $0.state == .pending && $0.nextAttemptAt <= now }
+        return due.sorted { $0.nextAttemptAt < $1.nextAttemptAt }.prefix(limit).map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) }
+    }
+
+    public func retry(deliveryID: String, now: Date, expiresAt: Date) throws -> Delivery? {
+        guard var delivery = deliveries[deliveryID], delivery.state == .failed || delivery.state == .expired else { return nil }
+        delivery.state = .pending
+        delivery.nextAttemptAt = now
+        delivery.expiresAt = max(delivery.expiresAt, expiresAt)
+        delivery.updatedAt = now
+        deliveries[deliveryID] = delivery
+        return delivery
+    }
+
+    public func purge(receivedBefore cutoff: Date) throws -> Int {
+        var removed = 0
+        for id in eventOrder {
+            guard let event = events[id], event.receivedAt < cutoff else { continue }
+            let owned = deliveryOrder.filter { deliveries[$0]?.eventID == id }
+            guard owned.allSatisfy({ deliveries[$0]?.state.isFinished == true }) else { continue }
+            for deliveryID in owned {
+                deliveries[deliveryID] = nil
+                attempts[deliveryID] = nil
+            }
+            deliveryOrder.removeAll { owned.contains($0) }
+            events[id] = nil
+            if let sourceID = event.sourceID { sourceIndex[event.source + "\u{0}" + sourceID] = nil }
+            removed += 1
+        }
+        eventOrder.removeAll { events[$0] == nil }
+        return removed
+    }
+
+    public func events(_ filter: EventFilter) throws -> [StoredEvent] {
+        var result: [StoredEvent] = []
+        let newestFirst = eventOrder.compactMap { events[$0] }.sorted { ($0.receivedAt, $0.id) > ($1.receivedAt, $1.id) }
+        for event in newestFirst {
+            let id = event.id
+            if let since = filter.since, event.receivedAt < since { continue }
+            if let until = filter.until, event.receivedAt >= until { continue }
+            let owned = deliveryOrder.compactMap { deliveries[$0] }.filter { $0.eventID == id }
+            if filter.unrouted && !owned.isEmpty { continue }
+            if let state = filter.state, !owned.contains(where: { $0.state == state }) { continue }
+            if let sink = filter.sink, !owned.contains(where: { $0.sink == sink }) { continue }
+            if let route = filter.route, event.route != route && !owned.contains(where: { $0.route == route }) { continue }
+            result.append(StoredEvent(event: event, deliveries: owned, attempts: []))
+            if result.count >= filter.limit { break }
+        }
+        return result
+    }
+
     public func event(id: String) throws -> StoredEvent? {
         guard let event = events[id] else { return nil }
         let list = deliveryOrder.compactMap { deliveries[$0] }.filter { $0.eventID == id }

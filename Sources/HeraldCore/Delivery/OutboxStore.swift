@@ -23,8 +23,49 @@ public protocol OutboxStore: Sendable {
     /// delivery so the dispatcher can schedule it.
     func recover(now: Date) async throws -> [ScheduledDelivery]
 
+    /// Makes lost claims available again: in-flight deliveries whose lease ended before `now`
+    /// become pending (due at once) and are returned for scheduling.
+    func releaseExpiredLeases(now: Date) async throws -> [ScheduledDelivery]
+
+    /// Pending deliveries due by `now`, oldest first (for the periodic sweep).
+    func dueDeliveries(now: Date, limit: Int) async throws -> [ScheduledDelivery]
+
+    /// A person asked to try a `failed` or `expired` delivery again: it becomes pending, due now,
+    /// and may be sent until `expiresAt`. Returns nil when the delivery does not exist or is not
+    /// failed or expired.
+    func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery?
+
+    /// Deletes events received before `cutoff` whose deliveries are all finished, with their
+    /// deliveries and attempts. Never touches anything pending. Returns how many events went.
+    func purge(receivedBefore cutoff: Date) async throws -> Int
+
     func event(id: String) async throws -> StoredEvent?
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
+    /// Events newest first, each with its deliveries (attempts left out).
+    func events(_ filter: EventFilter) async throws -> [StoredEvent]
+}
+
+public struct EventFilter: Sendable, Equatable {
+    /// Events with at least one delivery in this state.
+    public var state: DeliveryState?
+    /// Only events that matched no route.
+    public var unrouted: Bool
+    public var route: String?
+    public var sink: String?
+    public var since: Date?
+    public var until: Date?
+    public var limit: Int
+
+    public init(state: DeliveryState? = nil, unrouted: Bool = false, route: String? = nil, sink: String? = nil,
+                since: Date? = nil, until: Date? = nil, limit: Int = 50) {
+        self.state = state
+        self.unrouted = unrouted
+        self.route = route
+        self.sink = sink
+        self.since = since
+        self.until = until
+        self.limit = limit
+    }
 }
 
 public enum InsertResult: Sendable, Equatable {
@@ -67,6 +108,12 @@ public struct StoredEvent: Sendable, Equatable {
     public var event: Event
     public var deliveries: [Delivery]
     public var attempts: [DeliveryAttempt]
+
+    public init(event: Event, deliveries: [Delivery], attempts: [DeliveryAttempt]) {
+        self.event = event
+        self.deliveries = deliveries
+        self.attempts = attempts
+    }
 
     public var isRouted: Bool { !deliveries.isEmpty }
 }

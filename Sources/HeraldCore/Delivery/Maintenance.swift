@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The slow safety net beside the dispatcher's exact timetable: every `interval` it returns lost
+/// claims (leases that ran out) and picks up pending work that another process put in the store
+/// (`herald retry` while the server runs); every `purgeInterval` it deletes finished events older
+/// than the retention. Nothing on the happy path waits for it.
+public final class Maintenance: Service, Sendable {
+    let store: any OutboxStore
+    let dispatcher: Dispatcher
+    let clock: any HeraldClock
+    let retention: Duration
+    let interval: Duration
+    let purgeInterval: Duration
+    let logger: Logger
+
+    public init(
+        store: any OutboxStore, dispatcher: Dispatcher, clock: any HeraldClock = SystemClock(), retention: Duration,
+        interval: Duration = .seconds(10), purgeInterval: Duration = .seconds(3600), logger: Logger
+    ) {
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.retention = retention
+        self.interval = interval
+        self.purgeInterval = purgeInterval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var nextPurge = self.clock.now()
+            while !Task.isCancelled {
+                let now = self.clock.now()
+                await self.sweep(now: now)
+                if now >= nextPurge {
+                    await self.purge(now: now)
+                    nextPurge = now.adding(self.purgeInterval)
+                }
+                do {
+                    try await self.clock.sleep(until: now.adding(self.interval))
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    public func sweep(now: Date) async {
+        do {
+            let released = try await store.releaseExpiredLeases(now: now)
+            if !released.isEmpty {
+                logger.warning("claims whose lease ran out are pending again", metadata: ["delivery.count": "\(released.count)"])
+            }
+            dispatcher.schedule(released + (try await store.dueDeliveries(now: now, limit: 1000)))
+        } catch {
+            logger.error("outbox sweep failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func purge(now: Date) async {
+        do {
+            let removed = try await store.purge(receivedBefore: now.adding(.zero - retention))
+            if removed > 0 {
+                logger.info("purged finished events past retention", metadata: ["event.count": "\(removed)", "retention": "\(retention.shortDescription)"])
+            }
+        } catch {
+            logger.error("retention purge failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,284 @@
+import Foundation
+import GRDB
+import HeraldCore
+
+/// The durable outbox on SQLite: WAL mode, `synchronous = FULL` (a committed event survives a
+/// power cut), writes grouped into shared transactions by `BatchWriter`.
+public final class SQLiteOutboxStore: OutboxStore {
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let path: String
+    private let pool: DatabasePool
+    private let writer: BatchWriter
+
+    /// Opens (creating folders and file when needed) and migrates the database. A file that is not
+    /// a Herald database, or one written by a newer Herald, is refused and left untouched.
+    public init(path: String) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        if FileManager.default.fileExists(atPath: path) {
+            try Self.inspect(path)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try SQLiteSchema.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw OpenError(description: "cannot open the database \(path): \(error.message ?? "SQLite error \(error.resultCode)")")
+        }
+        // The file holds message bodies: owner only.
+        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        writer = BatchWriter(pool)
+    }
+
+    /// Read-only look at an existing file before anything writes to it.
+    private static func inspect(_ path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue: DatabaseQueue
+        let facts: (applicationID: Int32, tables: Int, superseded: Bool)
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            facts = try queue.read { db in
+                let id = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tables = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") ?? 0
+                let superseded = id == SQLiteSchema.applicationID ? try SQLiteSchema.migrator.hasBeenSuperseded(db) : false
+                return (id, tables, superseded)
+            }
+        } catch let error as DatabaseError {
+            throw OpenError(description: "\(path) is not a Herald database (\(error.message ?? "not SQLite")); nothing was changed")
+        }
+        if facts.applicationID != SQLiteSchema.applicationID && facts.tables > 0 {
+            throw OpenError(description: "\(path) is not a Herald database (it holds other tables); nothing was changed")
+        }
+        if facts.superseded {
+            throw OpenError(description: "\(path) was written by a newer Herald (unknown schema version); nothing was changed")
+        }
+    }
+
+    // MARK: Writes
+
+    public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
+        try await writer.write { db in
+            if let sourceID = event.sourceID,
+               let existing = try String.fetchOne(db, sql: "SELECT id FROM events WHERE source = ? AND source_id = ?", arguments: [event.source, sourceID]) {
+                return .duplicate(eventID: existing)
+            }
+            try Self.insert(event, db)
+            for delivery in deliveries { try Self.insert(delivery, db) }
+            return .inserted
+        }
+    }
+
+    public func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult {
+        try await writer.write { db in
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = ?, updated_at = ?
+                WHERE id = ? AND state = 'pending' AND next_attempt_at <= ? AND expires_at > ?
+                """, arguments: [leaseUntil.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            if db.changesCount == 1 {
+                guard let delivery = try Self.fetchDelivery(db, id: deliveryID),
+                      let event = try Self.fetchEvent(db, id: delivery.eventID) else { return .unavailable }
+                return .claimed(ClaimedDelivery(delivery: delivery, event: event))
+            }
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'expired', updated_at = ?, last_error = COALESCE(last_error, 'expired before it could be sent')
+                WHERE id = ? AND state = 'pending' AND expires_at <= ?
+                """, arguments: [now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970])
+            return db.changesCount == 1 ? .expired : .unavailable
+        }
+    }
+
+    public func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(sql: """
+                UPDATE deliveries SET state = ?, lease_until = NULL, updated_at = ?,
+                    last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at)
+                WHERE id = ? AND state = 'in_flight' AND attempts = ?
+                """, arguments: [next.rawValue, now.timeIntervalSince1970, error, nextAttemptAt?.timeIntervalSince1970, attempt.deliveryID, attempt.number])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.duration.seconds * 1000, attempt.outcome, attempt.detail])
+            return true
+        }
+    }
+
+    public func recover(now: Date) async throws -> [ScheduledDelivery] {
+        try await writer.write { db in
+            try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight'",
+                           arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return try Self.scheduled(db, sql: "SELECT id, sink, next_attempt_at FROM deliveries WHERE state = 'pending' ORDER BY next_attempt_at", arguments: [])
+        }
+    }
+
+    public func releaseExpiredLeases(now: Date) async throws -> [ScheduledDelivery] {
+        try await writer.write { db in
+            let released = try Self.scheduled(db, sql: "SELECT id, sink, ? FROM deliveries WHERE state = 'in_flight' AND lease_until < ?",
+                                              arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight' AND lease_until < ?",
+                           arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return released
+        }
+    }
+
+    public func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery? {
+        try await writer.write { db in
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, expires_at = MAX(expires_at, ?), updated_at = ?
+                WHERE id = ? AND state IN ('failed', 'expired')
+                """, arguments: [now.timeIntervalSince1970, expiresAt.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID])
+            return db.changesCount == 1 ? try Self.fetchDelivery(db, id: deliveryID) : nil
+        }
+    }
+
+    public func purge(receivedBefore cutoff: Date) async throws -> Int {
+        try await writer.write { db in
+            try db.execute(sql: """
+                DELETE FROM events WHERE received_at < ? AND NOT EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'in_flight'))
+                """, arguments: [cutoff.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    // MARK: Reads
+
+    public func dueDeliveries(now: Date, limit: Int) async throws -> [ScheduledDelivery] {
+        try await pool.read { db in
+            try Self.scheduled(db, sql: "SELECT id, sink, next_attempt_at FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                               arguments: [now.timeIntervalSince1970, limit])
+        }
+    }
+
+    public func event(id: String) async throws -> StoredEvent? {
+        try await pool.read { db in
+            guard let event = try Self.fetchEvent(db, id: id) else { return nil }
+            let deliveries = try Row.fetchAll(db, sql: "SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [id]).map(Self.delivery)
+            let attempts = try Row.fetchAll(db, sql: """
+                SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = ? ORDER BY a.started_at, a.number
+                """, arguments: [id]).map(Self.attempt)
+            return StoredEvent(event: event, deliveries: deliveries, attempts: attempts)
+        }
+    }
+
+    public func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let state = filter.state { clauses.append("state = ?"); arguments += [state.rawValue] }
+            if let sink = filter.sink { clauses.append("sink = ?"); arguments += [sink] }
+            if let eventID = filter.eventID { clauses.append("event_id = ?"); arguments += [eventID] }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [filter.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT ?", arguments: arguments).map(Self.delivery)
+        }
+    }
+
+    public func events(_ filter: EventFilter) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let state = filter.state {
+                clauses.append("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state = ?)")
+                arguments += [state.rawValue]
+            }
+            if filter.unrouted { clauses.append("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)") }
+            if let sink = filter.sink {
+                clauses.append("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.sink = ?)")
+                arguments += [sink]
+            }
+            if let route = filter.route {
+                clauses.append("(e.route = ? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.route = ?))")
+                arguments += [route, route]
+            }
+            if let since = filter.since { clauses.append("e.received_at >= ?"); arguments += [since.timeIntervalSince1970] }
+            if let until = filter.until { clauses.append("e.received_at < ?"); arguments += [until.timeIntervalSince1970] }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [filter.limit]
+            let events = try Row.fetchAll(db, sql: "SELECT e.* FROM events e \(whereClause) ORDER BY e.received_at DESC, e.id DESC LIMIT ?", arguments: arguments).map(Self.event)
+            return try events.map { event in
+                let deliveries = try Row.fetchAll(db, sql: "SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [event.id]).map(Self.delivery)
+                return StoredEvent(event: event, deliveries: deliveries, attempts: [])
+            }
+        }
+    }
+
+    /// Count of deliveries by state (for tests and tools).
+    public func count(state: DeliveryState) async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE state = ?", arguments: [state.rawValue]) ?? 0 }
+    }
+
+    // MARK: Rows
+
+    private static func insert(_ event: Event, _ db: Database) throws {
+        let media = String(decoding: (try? JSONSerialization.data(withJSONObject: event.media)) ?? Data("[]".utf8), as: UTF8.self)
+        try db.execute(sql: """
+            INSERT INTO events (id, source, source_id, from_address, to_address, body, otp, app, route, received_at, media)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, event.source, event.sourceID, event.from, event.to, event.body, event.otp, event.app, event.route,
+                             event.receivedAt.timeIntervalSince1970, media])
+    }
+
+    private static func insert(_ d: Delivery, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
+                                    lease_until, last_error, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [d.id, d.eventID, d.sink, d.recipient, d.route, d.app, d.state.rawValue, d.attempts,
+                             d.nextAttemptAt.timeIntervalSince1970, d.expiresAt.timeIntervalSince1970, d.leaseUntil?.timeIntervalSince1970,
+                             d.lastError, d.createdAt.timeIntervalSince1970, d.updatedAt.timeIntervalSince1970])
+    }
+
+    private static func fetchEvent(_ db: Database, id: String) throws -> Event? {
+        try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(event)
+    }
+
+    private static func fetchDelivery(_ db: Database, id: String) throws -> Delivery? {
+        try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id]).map(delivery)
+    }
+
+    private static func scheduled(_ db: Database, sql: String, arguments: StatementArguments) throws -> [ScheduledDelivery] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+            ScheduledDelivery(id: row[0], sink: row[1], dueAt: Date(timeIntervalSince1970: row[2]))
+        }
+    }
+
+    private static func date(_ row: Row, _ column: String) -> Date {
+        Date(timeIntervalSince1970: row[column])
+    }
+
+    private static func event(_ row: Row) -> Event {
+        let mediaText: String = row["media"]
+        let media = (try? JSONSerialization.jsonObject(with: Data(mediaText.utf8))) as? [String] ?? []
+        return Event(id: row["id"], source: row["source"], sourceID: row["source_id"], from: row["from_address"], to: row["to_address"],
+                     body: row["body"], otp: row["otp"], app: row["app"], route: row["route"], receivedAt: date(row, "received_at"), media: media)
+    }
+
+    private static func delivery(_ row: Row) -> Delivery {
+        let lease: Double? = row["lease_until"]
+        let state: String = row["state"]
+        return Delivery(
+            id: row["id"], eventID: row["event_id"], sink: row["sink"], recipient: row["recipient"], route: row["route"], app: row["app"],
+            state: DeliveryState(rawValue: state) ?? .failed, attempts: row["attempts"], nextAttemptAt: date(row, "next_attempt_at"),
+            expiresAt: date(row, "expires_at"), leaseUntil: lease.map(Date.init(timeIntervalSince1970:)), lastError: row["last_error"],
+            createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at")
+        )
+    }
+
+    private static func attempt(_ row: Row) -> DeliveryAttempt {
+        let ms: Double = row["duration_ms"]
+        return DeliveryAttempt(deliveryID: row["delivery_id"], number: row["number"], startedAt: date(row, "started_at"),
+                               duration: .milliseconds(Int64(ms.rounded())), outcome: row["outcome"], detail: row["detail"])
+    }
+}

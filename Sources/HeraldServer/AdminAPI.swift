@@ -1,0 +1,127 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+
+/// `/admin/...`, behind `Authorization: Bearer <server.admin_token>` (not served at all when the
+/// token is empty): the audit trail and the retry button.
+///
+/// - `GET /admin/events?state=&route=&sink=&since=&until=&unrouted=true&limit=` newest first
+/// - `GET /admin/events/{id}`: the event, its deliveries and every attempt
+/// - `GET /admin/deliveries?state=&sink=&limit=`
+/// - `POST /admin/deliveries/{id}/retry`: a `failed` or `expired` delivery goes out again now
+struct AdminAPI: Sendable {
+    let token: Secret
+    let runtime: HeraldRuntime
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.get("events") { request, _ in try await self.listEvents(request) }
+        group.get("events/{id}") { request, context in try await self.showEvent(request, id: context.parameters.require("id")) }
+        group.get("deliveries") { request, _ in try await self.listDeliveries(request) }
+        group.post("deliveries/{id}/retry") { request, context in try await self.retry(request, id: context.parameters.require("id")) }
+    }
+
+    private func authorize(_ request: Request) throws {
+        let presented = request.headers[.authorization].flatMap { value -> String? in
+            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
+        }
+        guard let presented, constantTimeEquals(presented, token.value) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong admin token")
+        }
+    }
+
+    private func listEvents(_ request: Request) async throws -> Response {
+        try authorize(request)
+        let query = request.uri.queryParameters
+        var filter = EventFilter(limit: try limit(query))
+        filter.state = try state(query)
+        filter.route = query["route"].map(String.init)
+        filter.sink = query["sink"].map(String.init)
+        filter.unrouted = query["unrouted"] == "true"
+        filter.since = try time(query, "since")
+        filter.until = try time(query, "until")
+        let events = try await runtime.store.events(filter)
+        return try json(["events": events.map { AdminJSON.event($0, attempts: false) }])
+    }
+
+    private func showEvent(_ request: Request, id: String) async throws -> Response {
+        try authorize(request)
+        guard let stored = try await runtime.store.event(id: id) else { throw HTTPError(.notFound, message: "no event \(id)") }
+        return try json(AdminJSON.event(stored, attempts: true))
+    }
+
+    private func listDeliveries(_ request: Request) async throws -> Response {
+        try authorize(request)
+        let query = request.uri.queryParameters
+        let filter = DeliveryFilter(state: try state(query), sink: query["sink"].map(String.init), limit: try limit(query))
+        let deliveries = try await runtime.store.deliveries(filter)
+        return try json(["deliveries": deliveries.map(AdminJSON.delivery)])
+    }
+
+    private func retry(_ request: Request, id: String) async throws -> Response {
+        try authorize(request)
+        let now = runtime.clock.now()
+        guard let delivery = try await runtime.store.retry(deliveryID: id, now: now, expiresAt: now.adding(runtime.config.defaults.expireAfter)) else {
+            let exists = try await runtime.store.deliveries(DeliveryFilter(limit: 100_000)).contains { $0.id == id }
+            throw exists
+                ? HTTPError(.conflict, message: "delivery \(id) is neither failed nor expired")
+                : HTTPError(.notFound, message: "no delivery \(id)")
+        }
+        runtime.dispatcher.schedule([ScheduledDelivery(id: delivery.id, sink: delivery.sink, dueAt: now)])
+        return try json(AdminJSON.delivery(delivery))
+    }
+
+    // MARK: Query parameters
+
+    private func limit(_ query: Parameters) throws -> Int {
+        guard let text = query["limit"] else { return 50 }
+        guard let value = Int(text), (1...1000).contains(value) else { throw HTTPError(.badRequest, message: "limit must be 1…1000") }
+        return value
+    }
+
+    private func state(_ query: Parameters) throws -> DeliveryState? {
+        guard let text = query["state"] else { return nil }
+        guard let state = DeliveryState(rawValue: String(text)) else {
+            throw HTTPError(.badRequest, message: "state must be one of \(DeliveryState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return state
+    }
+
+    private func time(_ query: Parameters, _ key: String) throws -> Date? {
+        guard let text = query[Substring(key)] else { return nil }
+        guard let date = RFC3339.date(from: String(text)) else { throw HTTPError(.badRequest, message: "\(key) must be an RFC 3339 time") }
+        return date
+    }
+
+    private func json(_ object: Any) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// The admin API's JSON shapes (also printed by `herald deliveries --json`).
+public enum AdminJSON {
+    public static func delivery(_ d: Delivery) -> [String: Any] {
+        [
+            "id": d.id, "event_id": d.eventID, "sink": d.sink, "recipient": d.recipient ?? NSNull(), "route": d.route ?? NSNull(),
+            "app": d.app ?? NSNull(), "state": d.state.rawValue, "attempts": d.attempts,
+            "next_attempt_at": RFC3339.string(from: d.nextAttemptAt), "expires_at": RFC3339.string(from: d.expiresAt),
+            "last_error": d.lastError ?? NSNull(), "created_at": RFC3339.string(from: d.createdAt), "updated_at": RFC3339.string(from: d.updatedAt),
+        ]
+    }
+
+    public static func attempt(_ a: DeliveryAttempt) -> [String: Any] {
+        [
+            "delivery_id": a.deliveryID, "number": a.number, "started_at": RFC3339.string(from: a.startedAt),
+            "duration_ms": Int((a.duration.seconds * 1000).rounded()), "outcome": a.outcome, "detail": a.detail ?? NSNull(),
+        ]
+    }
+
+    public static func event(_ stored: StoredEvent, attempts: Bool) -> [String: Any] {
+        var object = (try? JSONSerialization.jsonObject(with: stored.event.jsonData()) as? [String: Any]) ?? [:]
+        object["routed"] = stored.isRouted
+        object["deliveries"] = stored.deliveries.map(delivery)
+        if attempts { object["attempts"] = stored.attempts.map(attempt) }
+        return object
+    }
+}
