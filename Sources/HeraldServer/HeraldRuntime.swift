@@ -20,7 +20,7 @@ public struct HeraldRuntime: Sendable {
     ///     from the configuration.
     public init(
         config: HeraldConfig, store: (any OutboxStore)? = nil, sinks: [any Sink]? = nil,
-        clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = .shared, logger: Logger
+        clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = SinkHTTPClient.shared, logger: Logger
     ) throws {
         self.config = config
         self.clock = clock

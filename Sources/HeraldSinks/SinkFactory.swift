@@ -4,11 +4,11 @@ import HeraldCore
 /// Builds the sinks a configuration names.
 public enum SinkFactory {
     /// Every enabled sink of `config`; disabled (optional) sinks are left out.
-    public static func makeSinks(_ config: HeraldConfig, client: HTTPClient = .shared) -> [any Sink] {
+    public static func makeSinks(_ config: HeraldConfig, client: HTTPClient = SinkHTTPClient.shared) -> [any Sink] {
         config.enabledSinks.map { makeSink($0, client: client) }
     }
 
-    public static func makeSink(_ sink: SinkConfig, client: HTTPClient = .shared) -> any Sink {
+    public static func makeSink(_ sink: SinkConfig, client: HTTPClient = SinkHTTPClient.shared) -> any Sink {
         switch sink.settings {
         case .slack(let settings):
             SlackSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client)

@@ -93,7 +93,8 @@ public final class FakeReceiver: Sendable {
         return requests
     }
 
-    public static func start(script: [Reply] = [], fallback: Reply = .ok) async throws -> FakeReceiver {
+    /// - Parameter port: 0 for a free port; a fixed one to bring a "down" receiver back where it was.
+    public static func start(script: [Reply] = [], fallback: Reply = .ok, port requestedPort: Int = 0) async throws -> FakeReceiver {
         let portBox = Mutex<Int?>(nil)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let handlerBox = HandlerBox()
@@ -103,7 +104,7 @@ public final class FakeReceiver: Sendable {
         router.on("**", method: .get) { request, _ in try await handlerBox.handle(request) }
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+            configuration: .init(address: .hostname("127.0.0.1", port: requestedPort), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 portBox.withLock { $0 = port }
@@ -112,9 +113,19 @@ public final class FakeReceiver: Sendable {
             },
             logger: Logger(label: "fake-receiver", factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        let task = Task { try await app.run() }
+        let task = Task {
+            do {
+                try await app.run()
+            } catch {
+                portContinuation.finish()
+                throw error
+            }
+        }
         var iterator = portStream.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
+        guard let port = await iterator.next() else {
+            try await task.value  // rethrows why the server did not start (port in use)
+            throw CancellationError()
+        }
         let receiver = FakeReceiver(script: script, fallback: fallback, port: port)
         receiver.task.withLock { $0 = task }
         handlerBox.receiver.withLock { $0 = receiver }

@@ -10,59 +10,9 @@ import Testing
 /// The built `herald` binary, run as a user runs it.
 @Suite("End to end (the herald binary)")
 struct EndToEndTests {
-    static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["HERALD_BINARY"] { return path }
-        // Tests run from the build folder that also holds the executable.
-        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [folder, folder.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("herald").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return folder.appendingPathComponent("herald").path
-    }
-
-    final class Run: Sendable {
-        final class Output: Sendable {
-            let text = Mutex("")
-        }
-
-        let process: Process
-        private let output = Output()
-
-        init(_ arguments: [String], environment: [String: String] = [:], directory: URL) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: EndToEndTests.binary)
-            process.arguments = arguments
-            process.currentDirectoryURL = directory
-            var env = ProcessInfo.processInfo.environment
-            for key in ["HERALD_CONFIG", "TWILIO_AUTH_TOKEN", "SLACK_WEBHOOK_URL", "HERALD_INBOUND_TOKEN"] { env[key] = nil }
-            env.merge(environment) { $1 }
-            process.environment = env
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-                let data = handle.availableData
-                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
-        }
-
-        var text: String { output.text.withLock { $0 } }
-
-        func wait() -> Int32 {
-            process.waitUntilExit()
-            // Let the last output arrive.
-            Thread.sleep(forTimeInterval: 0.1)
-            return process.terminationStatus
-        }
-    }
-
-    static func tempFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("herald-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    typealias Run = HeraldProcess
+    static var binary: String { HeraldProcess.binary }
+    static func tempFolder() throws -> URL { try HeraldProcess.tempFolder() }
 
     @Test func servesASignedWebhookIntoTheFileSinkAndStopsOnSIGTERM() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the binary first (make test does)")

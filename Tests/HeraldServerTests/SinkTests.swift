@@ -41,7 +41,7 @@ struct SinkTests {
                 headers: { Authorization: "Bearer audit-token" }
                 signing_secret: \(secret)
             """)
-        let sink = HTTPSink(name: "audit", settings: settings, timeout: .seconds(2), client: .shared)
+        let sink = HTTPSink(name: "audit", settings: settings, timeout: .seconds(2), client: SinkHTTPClient.shared)
         let request = sampleRequest(deliveryID: "dlv_stable")
         #expect(await sink.deliver(request) == .delivered(detail: "HTTP 200"))
         #expect(await sink.deliver(request) == .delivered(detail: "HTTP 200"))
@@ -64,7 +64,7 @@ struct SinkTests {
         let receiver = try await FakeReceiver.start()
         defer { Task { await receiver.stop() } }
         let settings = try httpSettings(receiver.url("/t"), extra: #"    body: '{"code": "{{otp}}", "text": "{{body}}"}'"#)
-        let sink = HTTPSink(name: "audit", settings: settings, timeout: .seconds(2), client: .shared)
+        let sink = HTTPSink(name: "audit", settings: settings, timeout: .seconds(2), client: SinkHTTPClient.shared)
         _ = await sink.deliver(sampleRequest(body: "He said \"use 123456\"\nthanks\\"))
         let json = try #require(receiver.requests.first?.json)
         #expect(json["code"] as? String == "123456")
