@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test clean
+.PHONY: deps build run test bench clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected the Swift 6 toolchain)"; exit 1; }
@@ -28,3 +28,8 @@ test: deps
 
 clean:
 	rm -rf .build
+
+# Release build, then the load generator against the real binary (see BENCHMARKS.md).
+bench: deps
+	$(SWIFT) build -c release
+	taskset -c 1 .build/release/herald-bench --herald .build/release/herald --herald-cpu 0

@@ -27,8 +27,8 @@ public final class SQLiteOutboxStore: OutboxStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
+            try db.run("PRAGMA synchronous = FULL")
+            try db.run("PRAGMA foreign_keys = ON")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -51,7 +51,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             facts = try queue.read { db in
                 let id = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-                let tables = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") ?? 0
+                let tables = try db.intValue("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") ?? 0
                 let superseded = id == SQLiteSchema.applicationID ? try SQLiteSchema.migrator.hasBeenSuperseded(db) : false
                 return (id, tables, superseded)
             }
@@ -71,7 +71,7 @@ public final class SQLiteOutboxStore: OutboxStore {
     public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
         try await writer.write { db in
             if let sourceID = event.sourceID,
-               let existing = try String.fetchOne(db, sql: "SELECT id FROM events WHERE source = ? AND source_id = ?", arguments: [event.source, sourceID]) {
+               let existing = try db.stringValue("SELECT id FROM events WHERE source = ? AND source_id = ?", arguments: [event.source, sourceID]) {
                 return .duplicate(eventID: existing)
             }
             try Self.insert(event, db)
@@ -82,7 +82,7 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     public func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult {
         try await writer.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = ?, updated_at = ?
                 WHERE id = ? AND state = 'pending' AND next_attempt_at <= ? AND expires_at > ?
                 """, arguments: [leaseUntil.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970, now.timeIntervalSince1970])
@@ -91,7 +91,7 @@ public final class SQLiteOutboxStore: OutboxStore {
                       let event = try Self.fetchEvent(db, id: delivery.eventID) else { return .unavailable }
                 return .claimed(ClaimedDelivery(delivery: delivery, event: event))
             }
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE deliveries SET state = 'expired', updated_at = ?, last_error = COALESCE(last_error, 'expired before it could be sent')
                 WHERE id = ? AND state = 'pending' AND expires_at <= ?
                 """, arguments: [now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970])
@@ -101,13 +101,13 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     public func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool {
         try await writer.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE deliveries SET state = ?, lease_until = NULL, updated_at = ?,
                     last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at)
                 WHERE id = ? AND state = 'in_flight' AND attempts = ?
                 """, arguments: [next.rawValue, now.timeIntervalSince1970, error, nextAttemptAt?.timeIntervalSince1970, attempt.deliveryID, attempt.number])
             guard db.changesCount == 1 else { return false }
-            try db.execute(sql: """
+            try db.run("""
                 INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.duration.seconds * 1000, attempt.outcome, attempt.detail])
             return true
@@ -116,7 +116,7 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     public func recover(now: Date) async throws -> [ScheduledDelivery] {
         try await writer.write { db in
-            try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight'",
+            try db.run("UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight'",
                            arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
             return try Self.scheduled(db, sql: "SELECT id, sink, next_attempt_at FROM deliveries WHERE state = 'pending' ORDER BY next_attempt_at", arguments: [])
         }
@@ -126,7 +126,7 @@ public final class SQLiteOutboxStore: OutboxStore {
         try await writer.write { db in
             let released = try Self.scheduled(db, sql: "SELECT id, sink, ? FROM deliveries WHERE state = 'in_flight' AND lease_until < ?",
                                               arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
-            try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight' AND lease_until < ?",
+            try db.run("UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight' AND lease_until < ?",
                            arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, now.timeIntervalSince1970])
             return released
         }
@@ -134,7 +134,7 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     public func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery? {
         try await writer.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE deliveries SET state = 'pending', next_attempt_at = ?, expires_at = MAX(expires_at, ?), updated_at = ?
                 WHERE id = ? AND state IN ('failed', 'expired')
                 """, arguments: [now.timeIntervalSince1970, expiresAt.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID])
@@ -144,7 +144,7 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     public func purge(receivedBefore cutoff: Date) async throws -> Int {
         try await writer.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 DELETE FROM events WHERE received_at < ? AND NOT EXISTS (
                     SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'in_flight'))
                 """, arguments: [cutoff.timeIntervalSince1970])
@@ -164,12 +164,16 @@ public final class SQLiteOutboxStore: OutboxStore {
     public func event(id: String) async throws -> StoredEvent? {
         try await pool.read { db in
             guard let event = try Self.fetchEvent(db, id: id) else { return nil }
-            let deliveries = try Row.fetchAll(db, sql: "SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [id]).map(Self.delivery)
-            let attempts = try Row.fetchAll(db, sql: """
+            let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [id]).map(Self.delivery)
+            let attempts = try db.rows("""
                 SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = ? ORDER BY a.started_at, a.number
                 """, arguments: [id]).map(Self.attempt)
             return StoredEvent(event: event, deliveries: deliveries, attempts: attempts)
         }
+    }
+
+    public func delivery(id: String) async throws -> Delivery? {
+        try await pool.read { db in try Self.fetchDelivery(db, id: id) }
     }
 
     public func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] {
@@ -181,7 +185,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             if let eventID = filter.eventID { clauses.append("event_id = ?"); arguments += [eventID] }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             arguments += [filter.limit]
-            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT ?", arguments: arguments).map(Self.delivery)
+            return try db.rows("SELECT * FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT ?", arguments: arguments).map(Self.delivery)
         }
     }
 
@@ -206,9 +210,9 @@ public final class SQLiteOutboxStore: OutboxStore {
             if let until = filter.until { clauses.append("e.received_at < ?"); arguments += [until.timeIntervalSince1970] }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             arguments += [filter.limit]
-            let events = try Row.fetchAll(db, sql: "SELECT e.* FROM events e \(whereClause) ORDER BY e.received_at DESC, e.id DESC LIMIT ?", arguments: arguments).map(Self.event)
+            let events = try db.rows("SELECT e.* FROM events e \(whereClause) ORDER BY e.received_at DESC, e.id DESC LIMIT ?", arguments: arguments).map(Self.event)
             return try events.map { event in
-                let deliveries = try Row.fetchAll(db, sql: "SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [event.id]).map(Self.delivery)
+                let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [event.id]).map(Self.delivery)
                 return StoredEvent(event: event, deliveries: deliveries, attempts: [])
             }
         }
@@ -216,14 +220,14 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     /// Count of deliveries by state (for tests and tools).
     public func count(state: DeliveryState) async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE state = ?", arguments: [state.rawValue]) ?? 0 }
+        try await pool.read { db in try db.intValue("SELECT COUNT(*) FROM deliveries WHERE state = ?", arguments: [state.rawValue]) ?? 0 }
     }
 
     // MARK: Rows
 
     private static func insert(_ event: Event, _ db: Database) throws {
         let media = String(decoding: (try? JSONSerialization.data(withJSONObject: event.media)) ?? Data("[]".utf8), as: UTF8.self)
-        try db.execute(sql: """
+        try db.run("""
             INSERT INTO events (id, source, source_id, from_address, to_address, body, otp, app, route, received_at, media)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [event.id, event.source, event.sourceID, event.from, event.to, event.body, event.otp, event.app, event.route,
@@ -231,7 +235,7 @@ public final class SQLiteOutboxStore: OutboxStore {
     }
 
     private static func insert(_ d: Delivery, _ db: Database) throws {
-        try db.execute(sql: """
+        try db.run("""
             INSERT INTO deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
                                     lease_until, last_error, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -241,15 +245,15 @@ public final class SQLiteOutboxStore: OutboxStore {
     }
 
     private static func fetchEvent(_ db: Database, id: String) throws -> Event? {
-        try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(event)
+        try db.row("SELECT * FROM events WHERE id = ?", arguments: [id]).map(event)
     }
 
     private static func fetchDelivery(_ db: Database, id: String) throws -> Delivery? {
-        try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id]).map(delivery)
+        try db.row("SELECT * FROM deliveries WHERE id = ?", arguments: [id]).map(delivery)
     }
 
     private static func scheduled(_ db: Database, sql: String, arguments: StatementArguments) throws -> [ScheduledDelivery] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        try db.rows(sql, arguments: arguments).map { row in
             ScheduledDelivery(id: row[0], sink: row[1], dueAt: Date(timeIntervalSince1970: row[2]))
         }
     }
@@ -280,5 +284,29 @@ public final class SQLiteOutboxStore: OutboxStore {
         let ms: Double = row["duration_ms"]
         return DeliveryAttempt(deliveryID: row["delivery_id"], number: row["number"], startedAt: date(row, "started_at"),
                                duration: .milliseconds(Int64(ms.rounded())), outcome: row["outcome"], detail: row["detail"])
+    }
+}
+
+/// Statements compiled once and reused: parsing (and GRDB's authorizer) was a large share of the
+/// write path's time when every call compiled its SQL anew.
+extension Database {
+    func run(_ sql: String, arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    func rows(_ sql: String, arguments: StatementArguments = []) throws -> [Row] {
+        try Row.fetchAll(cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    func row(_ sql: String, arguments: StatementArguments = []) throws -> Row? {
+        try Row.fetchOne(cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    func stringValue(_ sql: String, arguments: StatementArguments = []) throws -> String? {
+        try String.fetchOne(cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    func intValue(_ sql: String, arguments: StatementArguments = []) throws -> Int? {
+        try Int.fetchOne(cachedStatement(sql: sql), arguments: arguments)
     }
 }

@@ -62,8 +62,7 @@ struct AdminAPI: Sendable {
         try authorize(request)
         let now = runtime.clock.now()
         guard let delivery = try await runtime.store.retry(deliveryID: id, now: now, expiresAt: now.adding(runtime.config.defaults.expireAfter)) else {
-            let exists = try await runtime.store.deliveries(DeliveryFilter(limit: 100_000)).contains { $0.id == id }
-            throw exists
+            throw try await runtime.store.delivery(id: id) != nil
                 ? HTTPError(.conflict, message: "delivery \(id) is neither failed nor expired")
                 : HTTPError(.notFound, message: "no delivery \(id)")
         }

@@ -257,7 +257,7 @@ struct Retry: AsyncParsableCommand {
         let now = Date()
         if let delivery = try await store.retry(deliveryID: id, now: now, expiresAt: now.adding(config.defaults.expireAfter)) {
             print("\(delivery.id) is pending again (sink \(delivery.sink)); a running Herald sends it within 10 seconds, a stopped one when it starts")
-        } else if try await store.deliveries(DeliveryFilter(limit: 1_000_000)).contains(where: { $0.id == id }) {
+        } else if try await store.delivery(id: id) != nil {
             printError("herald: \(id) is neither failed nor expired")
             throw ExitCode(1)
         } else {

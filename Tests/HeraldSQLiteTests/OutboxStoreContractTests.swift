@@ -52,6 +52,8 @@ struct OutboxStoreContractTests {
         #expect(stored.event == e)
         #expect(stored.deliveries.map(\.id) == ["dlv_1"])
         #expect(try await store.event(id: "evt_2") == nil)
+        #expect(try await store.delivery(id: "dlv_1")?.eventID == "evt_1")
+        #expect(try await store.delivery(id: "dlv_2") == nil)
         #expect(try await store.deliveries(DeliveryFilter()).map(\.id) == ["dlv_1"])
     }
 

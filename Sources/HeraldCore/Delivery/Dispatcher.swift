@@ -26,10 +26,17 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
+    /// What waits in a lane: a delivery to claim from the store, or one claimed already (a fresh
+    /// delivery written in flight together with its event, so its first attempt needs no write).
+    enum LaneItem: Sendable {
+        case scheduled(ScheduledDelivery)
+        case claimed(ClaimedDelivery)
+    }
+
     private struct LaneQueue: Sendable {
         var lane: Lane
-        var stream: AsyncStream<ScheduledDelivery>
-        var continuation: AsyncStream<ScheduledDelivery>.Continuation
+        var stream: AsyncStream<LaneItem>
+        var continuation: AsyncStream<LaneItem>.Continuation
     }
 
     private struct State {
@@ -40,6 +47,8 @@ public final class Dispatcher: Service, Sendable {
         var wakeWaiter: CheckedContinuation<Void, Never>?
         var wakePending = false
         var stopping = false
+        /// Start-up recovery is done: from now on fresh deliveries may arrive claimed.
+        var recovered = false
     }
 
     private let store: any OutboxStore
@@ -64,7 +73,7 @@ public final class Dispatcher: Service, Sendable {
         self.random = random
         var queues: [String: LaneQueue] = [:]
         for lane in lanes {
-            let (stream, continuation) = AsyncStream<ScheduledDelivery>.makeStream()
+            let (stream, continuation) = AsyncStream<LaneItem>.makeStream()
             queues[lane.sink.name] = LaneQueue(lane: lane, stream: stream, continuation: continuation)
         }
         self.lanes = queues
@@ -92,9 +101,25 @@ public final class Dispatcher: Service, Sendable {
         if later { wake() }
     }
 
+    /// True once start-up recovery has run: only then may fresh deliveries be stored already
+    /// claimed (`recover` would otherwise return them to pending under a worker's feet).
+    public var acceptsClaimedDeliveries: Bool { state.withLock { $0.recovered && !$0.stopping } }
+
+    /// How long a claim on a delivery to `sink` lasts: longer than any attempt can take.
+    public func lease(forSink sink: String) -> Duration {
+        max(Duration.seconds(30), (lanes[sink]?.lane.timeout ?? .seconds(10)) + .seconds(5))
+    }
+
+    /// The fast path: fresh deliveries, stored in flight with their event, go straight to their lanes.
+    public func dispatch(_ claimed: [ClaimedDelivery]) {
+        for item in claimed {
+            lanes[item.delivery.sink]?.continuation.yield(.claimed(item))
+        }
+    }
+
     private func send(_ item: ScheduledDelivery) {
         if let queue = lanes[item.sink] {
-            queue.continuation.yield(item)
+            queue.continuation.yield(.scheduled(item))
         } else {
             // The sink is gone from the configuration: the delivery can never be made.
             Task { await self.failOrphan(item) }
@@ -109,6 +134,7 @@ public final class Dispatcher: Service, Sendable {
             logger.info("resuming pending deliveries", metadata: ["delivery.count": "\(recovered.count)"])
         }
         schedule(recovered)
+        state.withLock { $0.recovered = true }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for queue in lanes.values {
@@ -203,7 +229,13 @@ public final class Dispatcher: Service, Sendable {
                     _ = await group.next()
                     running -= 1
                 }
-                group.addTask { await self.attempt(item, lane: queue.lane); return false }
+                group.addTask {
+                    switch item {
+                    case .scheduled(let scheduled): await self.attempt(scheduled, lane: queue.lane)
+                    case .claimed(let claimed): await self.attemptClaimed(claimed, lane: queue.lane)
+                    }
+                    return false
+                }
                 running += 1
             }
             guard running > 0 else { return }
@@ -231,12 +263,11 @@ public final class Dispatcher: Service, Sendable {
     private func attempt(_ item: ScheduledDelivery, lane: Lane) async {
         // From here on the store says what happens to it; a later schedule() may queue it again.
         _ = state.withLock { $0.known.remove(item.id) }
-        var metadata: Logger.Metadata = ["delivery.id": "\(item.id)", "sink.name": "\(lane.sink.name)"]
+        let metadata: Logger.Metadata = ["delivery.id": "\(item.id)", "sink.name": "\(lane.sink.name)"]
         let now = clock.now()
-        let lease = max(Duration.seconds(30), lane.timeout + .seconds(5))
         let claimed: ClaimedDelivery
         do {
-            switch try await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(lease)) {
+            switch try await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(lease(forSink: lane.sink.name))) {
             case .unavailable:
                 return
             case .expired:
@@ -249,7 +280,32 @@ public final class Dispatcher: Service, Sendable {
             logger.error("could not claim delivery; it stays pending", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
+        await perform(claimed, lane: lane)
+    }
+
+    /// A fresh delivery that arrived claimed. If it waited in the lane so long that its lease is
+    /// nearly over, it is left alone: the maintenance sweep returns it to pending when the lease
+    /// ends, and no two workers ever hold it at once.
+    private func attemptClaimed(_ claimed: ClaimedDelivery, lane: Lane) async {
+        let now = clock.now()
         let delivery = claimed.delivery
+        guard let leaseUntil = delivery.leaseUntil, now.adding(.seconds(5)) < leaseUntil else {
+            logger.notice("a fresh delivery waited past its lease; the sweep will retry it", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"])
+            return
+        }
+        if now >= delivery.expiresAt {
+            let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero, outcome: "expired", detail: "expired before it could be sent")
+            _ = try? await store.complete(record, next: .expired, nextAttemptAt: nil, error: "expired before it could be sent", now: now)
+            logger.notice("delivery expired before it could be sent", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"])
+            return
+        }
+        await perform(claimed, lane: lane)
+    }
+
+    /// One attempt on a claimed delivery, and its result written back (fenced by the attempt number).
+    private func perform(_ claimed: ClaimedDelivery, lane: Lane) async {
+        let delivery = claimed.delivery
+        var metadata: Logger.Metadata = ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"]
         metadata["event.id"] = "\(delivery.eventID)"
         metadata["route.name"] = "\(delivery.route ?? "-")"
         metadata["delivery.attempt"] = "\(delivery.attempts)"

@@ -152,6 +152,10 @@ public actor InMemoryOutboxStore: OutboxStore {
         return StoredEvent(event: event, deliveries: list, attempts: recorded)
     }
 
+    public func delivery(id: String) throws -> Delivery? {
+        deliveries[id]
+    }
+
     public func deliveries(_ filter: DeliveryFilter) throws -> [Delivery] {
         var result: [Delivery] = []
         for id in deliveryOrder.reversed() {

@@ -53,7 +53,17 @@ public struct Ingestor: Sendable {
             from: message.from, to: message.to, body: message.body, otp: decision.otp,
             app: decision.app, route: decision.route, receivedAt: receivedAt, media: message.media
         )
-        let deliveries = makeDeliveries(for: event, decision: decision, now: now)
+        var deliveries = makeDeliveries(for: event, decision: decision, now: now)
+        // Fast path: store fresh deliveries already claimed, so their first attempt starts without
+        // another write. Before the dispatcher's start-up recovery they are stored pending instead.
+        let claimNow = dispatcher?.acceptsClaimedDeliveries == true
+        if claimNow, let dispatcher {
+            for index in deliveries.indices where deliveries[index].state == .pending {
+                deliveries[index].state = .inFlight
+                deliveries[index].attempts = 1
+                deliveries[index].leaseUntil = now.adding(dispatcher.lease(forSink: deliveries[index].sink))
+            }
+        }
         switch try await store.insert(event, deliveries: deliveries) {
         case .duplicate(let existing):
             logger.info("duplicate event ignored", metadata: ["event.id": "\(existing)", "event.source": "\(message.source)"])
@@ -71,8 +81,12 @@ public struct Ingestor: Sendable {
             metadata["event.otp"] = "\(event.otp ?? "-")"
         }
         logger.info(decision.isRouted ? "event received" : "event received; no route matched", metadata: metadata)
-        let ready = deliveries.filter { $0.state == .pending }
-        dispatcher?.schedule(ready.map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) })
+        if claimNow {
+            dispatcher?.dispatch(deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) })
+        } else {
+            let ready = deliveries.filter { $0.state == .pending }
+            dispatcher?.schedule(ready.map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) })
+        }
         return Result(eventID: event.id, duplicate: false, decision: decision, deliveries: deliveries)
     }
 

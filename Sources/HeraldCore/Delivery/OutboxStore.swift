@@ -40,6 +40,7 @@ public protocol OutboxStore: Sendable {
     func purge(receivedBefore cutoff: Date) async throws -> Int
 
     func event(id: String) async throws -> StoredEvent?
+    func delivery(id: String) async throws -> Delivery?
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
     /// Events newest first, each with its deliveries (attempts left out).
     func events(_ filter: EventFilter) async throws -> [StoredEvent]

@@ -167,22 +167,25 @@ public enum OTPExtractor {
         "код", "пароль", "验证码", "驗證碼", "校验码", "动态码", "認証", "確認コード", "인증", "코드", "رمز", "קוד",
     ]
 
+    /// All keywords in one case-insensitive pattern, longest first so `koden` wins over `kod`:
+    /// one pass over the text instead of one search per keyword.
+    private static let keywordPattern: NSRegularExpression = {
+        let alternatives = keywords.sorted { $0.count > $1.count }.map(NSRegularExpression.escapedPattern(for:))
+        return try! NSRegularExpression(pattern: alternatives.joined(separator: "|"), options: [.caseInsensitive])
+    }()
+
     /// Where keywords stand, as UTF-16 offsets.
     static func keywordRanges(in text: String) -> [Range<Int>] {
         let ns = text as NSString
         var result: [Range<Int>] = []
-        for keyword in keywords {
+        for match in keywordPattern.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
+            let found = match.range
+            let end = found.location + found.length
             // Short Latin keywords must stand alone: "pin" not in "shopping", "tan" not in "important".
-            let standalone = keyword.count <= 3 && keyword.allSatisfy { $0.isASCII && $0.isLetter }
-            var search = NSRange(location: 0, length: ns.length)
-            while true {
-                let found = ns.range(of: keyword, options: [.caseInsensitive], range: search)
-                guard found.location != NSNotFound else { break }
-                let end = found.location + found.length
-                search = NSRange(location: end, length: ns.length - end)
-                if standalone && (isLatinLetter(ns, found.location - 1) || isLatinLetter(ns, end)) { continue }
-                result.append(found.location..<end)
+            if found.length <= 3, isLatinLetter(ns, found.location) {
+                if isLatinLetter(ns, found.location - 1) || isLatinLetter(ns, end) { continue }
             }
+            result.append(found.location..<end)
         }
         return result
     }

@@ -1,0 +1,47 @@
+import Foundation
+import HeraldCore
+import HeraldTesting
+import Logging
+import Testing
+
+@Suite("Maintenance")
+struct MaintenanceTests {
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    @Test func sweepPicksUpWorkAddedBehindTheDispatchersBack() async throws {
+        let clock = ManualClock()
+        let store = InMemoryOutboxStore()
+        let sink = RecordingSink(name: "slack")
+        let dispatcher = Dispatcher(store: store, lanes: [.init(sink: sink, retry: .default, concurrency: 1, timeout: .seconds(5))], clock: clock, logger: logger)
+        let maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: .seconds(86400), logger: logger)
+        let task = Task { try await dispatcher.run() }
+        defer { task.cancel() }
+        // Another process (herald retry) made a delivery pending again; this dispatcher never saw it.
+        let now = clock.now()
+        let event = Event(id: "evt_1", source: "twilio", sourceID: nil, from: "+1", to: nil, body: "x", receivedAt: now)
+        var delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
+        delivery.state = .failed
+        _ = try await store.insert(event, deliveries: [delivery])
+        _ = try await store.retry(deliveryID: "dlv_1", now: now, expiresAt: now.addingTimeInterval(600))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(sink.requests.isEmpty)
+        await maintenance.sweep(now: clock.now())
+        #expect(await eventually { sink.requests.count == 1 })
+        await maintenance.sweep(now: clock.now())
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(sink.requests.count == 1, "a delivered delivery is not swept again")
+    }
+
+    @Test func purgeUsesTheRetention() async throws {
+        let clock = ManualClock()
+        let store = InMemoryOutboxStore()
+        let dispatcher = Dispatcher(store: store, lanes: [], clock: clock, logger: logger)
+        let maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: .seconds(3600), logger: logger)
+        let now = clock.now()
+        for (id, age) in [("evt_old", 3601.0), ("evt_new", 3599.0)] {
+            _ = try await store.insert(Event(id: id, source: "twilio", sourceID: nil, from: "+1", to: nil, body: "x", receivedAt: now.addingTimeInterval(-age)), deliveries: [])
+        }
+        await maintenance.purge(now: now)
+        #expect(await store.allEvents().map(\.id) == ["evt_new"])
+    }
+}

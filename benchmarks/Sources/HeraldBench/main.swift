@@ -1,0 +1,319 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Drives the real `herald` binary with signed Twilio webhooks and measures, with 3-way fan-out
+/// to fake HTTP sinks on loopback and the SQLite outbox:
+/// - end-to-end latency (webhook sent → last sink received) at steady rates,
+/// - the highest sustained inbound rate (closed loop),
+/// - Herald's peak resident memory,
+/// and checks that every message reached every sink.
+@main
+struct HeraldBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "herald-bench")
+
+    @Option(help: "The herald binary to measure.")
+    var herald = ".build/release/herald"
+
+    @Option(help: "Seconds per steady-rate phase.")
+    var seconds = 10
+
+    @Option(parsing: .upToNextOption, help: "Steady rates to measure, messages per second.")
+    var rates: [Int] = [100, 1000]
+
+    @Option(help: "Seconds of the closed-loop throughput phase.")
+    var throughputSeconds = 10
+
+    @Option(help: "Requests in flight during the throughput phase.")
+    var concurrency = 64
+
+    @Option(help: "Run herald with `taskset -c CPU` (empty: no pinning).")
+    var heraldCPU = "0"
+
+    @Option(help: "Pin this load generator with `taskset -c CPU` is up to the caller; this only labels the output.")
+    var label = ""
+
+    @Option(help: "Write herald's log here (default: discarded).")
+    var heraldLog: String?
+
+    func run() async throws {
+        let sinks = try await SinkFarm.start(count: 3)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = try await freePort()
+        try """
+            server: { listen: "127.0.0.1:\(port)", public_url: "http://bench.test" }
+            storage: sqlite:herald.db
+            sources: { twilio: { auth_token: bench-token } }
+            defaults: { expire_after: 10m, retry: { max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s } }
+            sinks:
+            \(sinks.urls.enumerated().map { "  s\($0.offset): { type: http, url: \"\($0.element)\", concurrency: 64 }" }.joined(separator: "\n"))
+            routes:
+              - deliver: [\(sinks.urls.indices.map { "s\($0)" }.joined(separator: ", "))]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+
+        let process = Process()
+        if heraldCPU.isEmpty {
+            process.executableURL = URL(fileURLWithPath: herald)
+            process.arguments = ["serve", "--log-level", heraldLog == nil ? "error" : "info"]
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", heraldCPU, URL(fileURLWithPath: herald).standardizedFileURL.path, "serve", "--log-level", heraldLog == nil ? "error" : "info"]
+        }
+        process.currentDirectoryURL = folder
+        if let heraldLog {
+            _ = FileManager.default.createFile(atPath: heraldLog, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: heraldLog)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        defer { process.terminate() }
+        let client = Client(port: port)
+        try await client.waitUntilUp()
+        let idleRSS = residentKB(process.processIdentifier).current
+        say("herald \(herald), 3 HTTP sinks, SQLite outbox (synchronous=FULL), pinned to CPU \(heraldCPU.isEmpty ? "none" : heraldCPU)\(label.isEmpty ? "" : ", \(label)")")
+        say(String(format: "idle RSS: %.1f MB", Double(idleRSS) / 1024))
+
+        var sent = 0
+        for rate in rates {
+            let result = try await steady(rate: rate, client: client, sinks: sinks, first: sent)
+            sent += result.count
+            let rss = residentKB(process.processIdentifier)
+            say(String(format: "%5d msg/s for %ds: p50 %.2f ms, p99 %.2f ms, max %.2f ms, missing %d; RSS %.1f MB (peak so far %.1f MB)",
+                         rate, seconds, result.p50, result.p99, result.max, result.missing, Double(rss.current) / 1024, Double(rss.peak) / 1024))
+        }
+        let throughput = try await closedLoop(client: client, sinks: sinks, first: sent)
+        sent += throughput.sent
+        let rss = residentKB(process.processIdentifier)
+        say(String(format: "closed loop, %d in flight, %ds: %.0f msg/s accepted, %.0f msg/s delivered to all 3 sinks; RSS %.1f MB, peak %.1f MB",
+                     concurrency, throughputSeconds, throughput.accepted, throughput.delivered, Double(rss.current) / 1024, Double(rss.peak) / 1024))
+        // Nothing lost: every accepted message reaches every sink.
+        let complete = await waitUntil(timeout: 60) { sinks.completeCount(of: sent) == sent }
+        say("delivered to all 3 sinks: \(sinks.completeCount(of: sent)) of \(sent) accepted\(complete ? "" : " (INCOMPLETE)")")
+        await sinks.stop()
+        try await client.http.shutdown()
+    }
+
+    struct Steady {
+        var count: Int
+        var p50: Double
+        var p99: Double
+        var max: Double
+        var missing: Int
+    }
+
+    /// Open loop: one webhook every 1/rate s, whatever the answers do.
+    func steady(rate: Int, client: Client, sinks: SinkFarm, first: Int) async throws -> Steady {
+        let count = rate * seconds
+        let sentAt = Locked([Int: ContinuousClock.Instant]())
+        let start = ContinuousClock.now + .milliseconds(50)
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<count {
+                let due = start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate))
+                try? await Task.sleep(until: due, clock: .continuous)
+                let id = first + i
+                group.addTask {
+                    sentAt.withLock { $0[id] = .now }
+                    _ = try? await client.send(id)
+                }
+            }
+        }
+        _ = await waitUntil(timeout: 30) { sinks.completeCount(of: first + count) >= first + count }
+        let sent = sentAt.withLock { $0 }
+        var latencies: [Double] = []
+        var missing = 0
+        for (id, at) in sent {
+            guard let last = sinks.lastArrival(id) else { missing += 1; continue }
+            latencies.append(Double((last - at).components.attoseconds) / 1e15 + Double((last - at).components.seconds) * 1000)
+        }
+        latencies.sort()
+        func pct(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        return Steady(count: count, p50: pct(0.5), p99: pct(0.99), max: latencies.last ?? .nan, missing: missing)
+    }
+
+    /// Closed loop: `concurrency` senders, each sending its next webhook as soon as the last is answered.
+    func closedLoop(client: Client, sinks: SinkFarm, first: Int) async throws -> (sent: Int, accepted: Double, delivered: Double) {
+        let next = Locked(first)
+        let accepted = Locked(0)
+        let deadline = ContinuousClock.now + .seconds(throughputSeconds)
+        let started = ContinuousClock.now
+        let deliveredBefore = sinks.completeCount(of: Int.max)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    while ContinuousClock.now < deadline {
+                        let id = next.withLock { value -> Int in defer { value += 1 }; return value }
+                        if (try? await client.send(id)) == 200 { accepted.withLock { $0 += 1 } }
+                    }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let delivered = sinks.completeCount(of: Int.max) - deliveredBefore
+        return (next.withLock { $0 } - first, Double(accepted.withLock { $0 }) / seconds, Double(delivered) / seconds)
+    }
+}
+
+/// Signed webhooks to Herald.
+struct Client: Sendable {
+    let port: Int
+    let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    func send(_ id: Int) async throws -> Int {
+        let parameters = [("MessageSid", "SM\(id)"), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", "Your verification code is \(100_000 + id % 900_000)")]
+        let signature = TwilioSignature.compute(url: "http://bench.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: "bench-token")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "X-Twilio-Signature", value: signature)
+        let body = parameters.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await http.execute(request, timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 4096)
+        return Int(response.status.code)
+    }
+
+    func waitUntilUp() async throws {
+        for _ in 0..<200 {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz")
+            request.method = .GET
+            if let response = try? await http.execute(request, timeout: .seconds(1)), response.status == .ok { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ValidationError("herald did not start")
+    }
+}
+
+/// When each message (by its `MessageSid` number) reached how many sinks, and the last arrival.
+final class Arrivals: Sendable {
+    private let storage = Mutex<[Int: (count: Int, last: ContinuousClock.Instant)]>([:])
+
+    func record(_ id: Int) {
+        let now = ContinuousClock.now
+        storage.withLock { table in
+            let previous = table[id]?.count ?? 0
+            table[id] = (previous + 1, now)
+        }
+    }
+
+    func last(_ id: Int, sinks: Int) -> ContinuousClock.Instant? {
+        storage.withLock { $0[id].flatMap { $0.count >= sinks ? $0.last : nil } }
+    }
+
+    func complete(sinks: Int) -> Int {
+        storage.withLock { $0.values.reduce(0) { $0 + ($1.count >= sinks ? 1 : 0) } }
+    }
+}
+
+/// Fake HTTP sinks on loopback.
+final class SinkFarm: Sendable {
+    let urls: [String]
+    let arrivals: Arrivals
+    private let tasks: [Task<Void, any Error>]
+
+    private init(urls: [String], arrivals: Arrivals, tasks: [Task<Void, any Error>]) {
+        self.urls = urls
+        self.arrivals = arrivals
+        self.tasks = tasks
+    }
+
+    static func start(count: Int) async throws -> SinkFarm {
+        let arrivals = Arrivals()
+        var urls: [String] = []
+        var tasks: [Task<Void, any Error>] = []
+        for index in 0..<count {
+            let router = Router()
+            router.post("/sink") { request, _ -> HTTPResponse.Status in
+                let buffer = try await request.body.collect(upTo: 65536)
+                let text = String(buffer: buffer)
+                if let range = text.range(of: #""source_id":"SM"#) {
+                    let digits = text[range.upperBound...].prefix { $0.isNumber }
+                    if let id = Int(digits) { arrivals.record(id) }
+                }
+                return .ok
+            }
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+                                  onServerRunning: { continuation.yield($0.localAddress?.port ?? 0); continuation.finish() },
+                                  logger: Logger(label: "sink\(index)", factory: { _ in SwiftLogNoOpLogHandler() }))
+            tasks.append(Task { try await app.run() })
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw ValidationError("sink did not start") }
+            urls.append("http://127.0.0.1:\(port)/sink")
+        }
+        return SinkFarm(urls: urls, arrivals: arrivals, tasks: tasks)
+    }
+
+    func lastArrival(_ id: Int) -> ContinuousClock.Instant? { arrivals.last(id, sinks: urls.count) }
+
+    /// Messages that reached every sink.
+    func completeCount(of _: Int) -> Int { arrivals.complete(sinks: urls.count) }
+
+    func stop() async {
+        for task in tasks { task.cancel() }
+    }
+}
+
+/// Resident memory of a process in KiB: now and the peak (VmHWM).
+func residentKB(_ pid: Int32) -> (current: Int, peak: Int) {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+    func field(_ name: String) -> Int {
+        status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+            .flatMap { Int($0.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") } ?? 0
+    }
+    return (field("VmRSS"), field("VmHWM"))
+}
+
+func waitUntil(timeout seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+/// A loopback port nobody listens on right now.
+func freePort() async throws -> Int {
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    let app = Application(router: Router(), configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+                          onServerRunning: { continuation.yield($0.localAddress?.port ?? 0); continuation.finish() },
+                          logger: Logger(label: "port", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let task = Task { try await app.run() }
+    var iterator = ports.makeAsyncIterator()
+    let port = await iterator.next() ?? 0
+    task.cancel()
+    _ = try? await task.value
+    return port
+}
+
+/// A value behind a lock that closures can share.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) {
+        mutex = Mutex(value)
+    }
+
+    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T {
+        mutex.withLock { body(&$0) }
+    }
+}
+
+/// Unbuffered, so progress shows even when the output is a pipe.
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
