@@ -29,6 +29,10 @@ public final class SQLiteOutboxStore: OutboxStore {
         configuration.prepareDatabase { db in
             try db.run("PRAGMA synchronous = FULL")
             try db.run("PRAGMA foreign_keys = ON")
+            // Checkpoints (which fsync the database file) run from the maintenance sweep rather
+            // than inside whichever webhook's commit crosses the threshold; this high limit is
+            // only the safety net.
+            try db.run("PRAGMA wal_autocheckpoint = 20000")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -149,6 +153,12 @@ public final class SQLiteOutboxStore: OutboxStore {
                     SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'in_flight'))
                 """, arguments: [cutoff.timeIntervalSince1970])
             return db.changesCount
+        }
+    }
+
+    public func maintain() async throws {
+        try await pool.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.passive)
         }
     }
 

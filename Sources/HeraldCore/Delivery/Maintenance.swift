@@ -17,7 +17,7 @@ public final class Maintenance: Service, Sendable {
 
     public init(
         store: any OutboxStore, dispatcher: Dispatcher, clock: any HeraldClock = SystemClock(), retention: Duration,
-        interval: Duration = .seconds(10), purgeInterval: Duration = .seconds(3600), logger: Logger
+        interval: Duration = .seconds(5), purgeInterval: Duration = .seconds(3600), logger: Logger
     ) {
         self.store = store
         self.dispatcher = dispatcher
@@ -54,6 +54,7 @@ public final class Maintenance: Service, Sendable {
                 logger.warning("claims whose lease ran out are pending again", metadata: ["delivery.count": "\(released.count)"])
             }
             dispatcher.schedule(released + (try await store.dueDeliveries(now: now, limit: 1000)))
+            try await store.maintain()
         } catch {
             logger.error("outbox sweep failed", metadata: ["error": "\(error)"])
         }

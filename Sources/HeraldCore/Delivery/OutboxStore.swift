@@ -39,6 +39,9 @@ public protocol OutboxStore: Sendable {
     /// deliveries and attempts. Never touches anything pending. Returns how many events went.
     func purge(receivedBefore cutoff: Date) async throws -> Int
 
+    /// Housekeeping the store wants now and then, off the hot path (SQLite: a WAL checkpoint).
+    func maintain() async throws
+
     func event(id: String) async throws -> StoredEvent?
     func delivery(id: String) async throws -> Delivery?
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
@@ -67,6 +70,10 @@ public struct EventFilter: Sendable, Equatable {
         self.until = until
         self.limit = limit
     }
+}
+
+extension OutboxStore {
+    public func maintain() async throws {}
 }
 
 public enum InsertResult: Sendable, Equatable {

@@ -76,13 +76,25 @@ public struct Event: Sendable, Equatable, Codable {
         try c.encode(media, forKey: .media)
     }
 
-    /// The event as one line of JSON (keys sorted, no trailing newline): the HTTP sink's default
-    /// body and the file sink's line.
+    /// The event as one line of JSON (keys sorted, absent values `null`, no trailing newline):
+    /// the HTTP sink's default body and the file sink's line. Written by hand: it is built for
+    /// every delivery, and `JSONEncoder` was a visible share of the delivery path's time.
     public func jsonData() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a struct of strings cannot fail.
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
+        func string(_ value: String?) -> String {
+            value.map { "\"" + JSONText.escape($0) + "\"" } ?? "null"
+        }
+        var json = "{\"app\":" + string(app)
+        json += ",\"body\":" + string(body)
+        json += ",\"from\":" + string(from)
+        json += ",\"id\":" + string(id)
+        json += ",\"media\":[" + media.map { string($0) }.joined(separator: ",") + "]"
+        json += ",\"otp\":" + string(otp)
+        json += ",\"received_at\":" + string(RFC3339.string(from: receivedAt))
+        json += ",\"route\":" + string(route)
+        json += ",\"source\":" + string(source)
+        json += ",\"source_id\":" + string(sourceID)
+        json += ",\"to\":" + string(to) + "}"
+        return Data(json.utf8)
     }
 }
 

@@ -69,7 +69,12 @@ struct SlackEscaping: MustacheContentType {
 
 /// The inside of a JSON string: quotes, backslashes and control characters escaped.
 struct JSONEscaping: MustacheContentType {
-    func escapeText(_ text: String) -> String {
+    func escapeText(_ text: String) -> String { JSONText.escape(text) }
+}
+
+public enum JSONText {
+    /// Escapes text for the inside of a JSON string literal.
+    public static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {

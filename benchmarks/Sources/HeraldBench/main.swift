@@ -82,13 +82,15 @@ struct HeraldBench: AsyncParsableCommand {
         say("herald \(herald), 3 HTTP sinks, SQLite outbox (synchronous=FULL), pinned to CPU \(heraldCPU.isEmpty ? "none" : heraldCPU)\(label.isEmpty ? "" : ", \(label)")")
         say(String(format: "idle RSS: %.1f MB", Double(idleRSS) / 1024))
 
+        let floor = try await healthFloor(client: client)
+        say(String(format: "floor (GET /healthz at 100/s through the same client): p50 %.2f ms, p99 %.2f ms", floor.p50, floor.p99))
         var sent = 0
         for rate in rates {
             let result = try await steady(rate: rate, client: client, sinks: sinks, first: sent)
             sent += result.count
             let rss = residentKB(process.processIdentifier)
-            say(String(format: "%5d msg/s for %ds: p50 %.2f ms, p99 %.2f ms, max %.2f ms, missing %d; RSS %.1f MB (peak so far %.1f MB)",
-                         rate, seconds, result.p50, result.p99, result.max, result.missing, Double(rss.current) / 1024, Double(rss.peak) / 1024))
+            say(String(format: "%5d msg/s for %ds: last sink received p50 %.2f ms, p99 %.2f ms, max %.2f ms, missing %d; webhook answered p50 %.2f ms, p99 %.2f ms; RSS %.1f MB (peak so far %.1f MB)",
+                         rate, seconds, result.p50, result.p99, result.max, result.missing, result.answerP50, result.answerP99, Double(rss.current) / 1024, Double(rss.peak) / 1024))
         }
         let throughput = try await closedLoop(client: client, sinks: sinks, first: sent)
         sent += throughput.sent
@@ -108,12 +110,33 @@ struct HeraldBench: AsyncParsableCommand {
         var p99: Double
         var max: Double
         var missing: Int
+        /// Webhook sent → Herald's 200 (stored and answered).
+        var answerP50: Double
+        var answerP99: Double
+    }
+
+    /// What the load generator and loopback cost on their own: a request that does no work.
+    func healthFloor(client: Client) async throws -> (p50: Double, p99: Double) {
+        let times = Locked([Double]())
+        let start = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                try? await Task.sleep(until: start + .milliseconds(10 * i), clock: .continuous)
+                group.addTask {
+                    let sent = ContinuousClock.now
+                    if (try? await client.health()) == true { times.withLock { $0.append(milliseconds(ContinuousClock.now - sent)) } }
+                }
+            }
+        }
+        let all = times.withLock { $0 }
+        return (percentile(all, 0.5), percentile(all, 0.99))
     }
 
     /// Open loop: one webhook every 1/rate s, whatever the answers do.
     func steady(rate: Int, client: Client, sinks: SinkFarm, first: Int) async throws -> Steady {
         let count = rate * seconds
         let sentAt = Locked([Int: ContinuousClock.Instant]())
+        let answerTimes = Locked([Double]())
         let start = ContinuousClock.now + .milliseconds(50)
         await withTaskGroup(of: Void.self) { group in
             for i in 0..<count {
@@ -121,8 +144,11 @@ struct HeraldBench: AsyncParsableCommand {
                 try? await Task.sleep(until: due, clock: .continuous)
                 let id = first + i
                 group.addTask {
-                    sentAt.withLock { $0[id] = .now }
+                    let start = ContinuousClock.now
+                    sentAt.withLock { $0[id] = start }
                     _ = try? await client.send(id)
+                    let took = milliseconds(ContinuousClock.now - start)
+                    answerTimes.withLock { $0.append(took) }
                 }
             }
         }
@@ -132,11 +158,11 @@ struct HeraldBench: AsyncParsableCommand {
         var missing = 0
         for (id, at) in sent {
             guard let last = sinks.lastArrival(id) else { missing += 1; continue }
-            latencies.append(Double((last - at).components.attoseconds) / 1e15 + Double((last - at).components.seconds) * 1000)
+            latencies.append(milliseconds(last - at))
         }
-        latencies.sort()
-        func pct(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        return Steady(count: count, p50: pct(0.5), p99: pct(0.99), max: latencies.last ?? .nan, missing: missing)
+        let answers = answerTimes.withLock { $0 }
+        return Steady(count: count, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.max() ?? .nan,
+                      missing: missing, answerP50: percentile(answers, 0.5), answerP99: percentile(answers, 0.99))
     }
 
     /// Closed loop: `concurrency` senders, each sending its next webhook as soon as the last is answered.
@@ -184,6 +210,14 @@ struct Client: Sendable {
         let response = try await http.execute(request, timeout: .seconds(30))
         _ = try await response.body.collect(upTo: 4096)
         return Int(response.status.code)
+    }
+
+    func health() async throws -> Bool {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz")
+        request.method = .GET
+        let response = try await http.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 1024)
+        return response.status == .ok
     }
 
     func waitUntilUp() async throws {
@@ -316,4 +350,14 @@ final class Locked<Value: Sendable>: Sendable {
 /// Unbuffered, so progress shows even when the output is a pipe.
 func say(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
