@@ -26,6 +26,8 @@ public final class SQLiteOutboxStore: OutboxStore {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        // Reads are the admin API and the sweep: two readers are plenty, and each costs cache memory.
+        configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.run("PRAGMA synchronous = FULL")
             try db.run("PRAGMA foreign_keys = ON")
