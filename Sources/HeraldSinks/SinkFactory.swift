@@ -5,10 +5,10 @@ import HeraldCore
 public enum SinkFactory {
     /// Every enabled sink of `config`; disabled (optional) sinks are left out.
     public static func makeSinks(_ config: HeraldConfig, client: HTTPClient = SinkHTTPClient.shared) -> [any Sink] {
-        config.enabledSinks.map { makeSink($0, client: client) }
+        config.enabledSinks.map { makeSink($0, client: client, ownNumbers: config.ownSMSNumbers) }
     }
 
-    public static func makeSink(_ sink: SinkConfig, client: HTTPClient = SinkHTTPClient.shared) -> any Sink {
+    public static func makeSink(_ sink: SinkConfig, client: HTTPClient = SinkHTTPClient.shared, ownNumbers: Set<String> = []) -> any Sink {
         switch sink.settings {
         case .slack(let settings):
             SlackSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client)
@@ -16,6 +16,8 @@ public enum SinkFactory {
             HTTPSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client)
         case .file(let settings):
             FileSink(name: sink.name, settings: settings)
+        case .twilio(let settings):
+            TwilioSMSSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client, ownNumbers: ownNumbers)
         }
     }
 }

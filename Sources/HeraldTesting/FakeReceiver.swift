@@ -59,6 +59,7 @@ public final class FakeReceiver: Sendable {
     }
 
     private let script: Mutex<[Reply]>
+    private let responder = Mutex<(@Sendable (Recorded) -> Reply?)?>(nil)
     private let fallback: Mutex<Reply>
     private let recorded = Mutex<[Recorded]>([])
     private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
@@ -80,6 +81,11 @@ public final class FakeReceiver: Sendable {
     /// Replies to use, in order, before falling back to the default one.
     public func enqueue(_ replies: Reply...) {
         script.withLock { $0.append(contentsOf: replies) }
+    }
+
+    /// Chooses a reply from the request (e.g. by recipient); nil falls through to the script.
+    public func setResponder(_ responder: @escaping @Sendable (Recorded) -> Reply?) {
+        self.responder.withLock { $0 = responder }
     }
 
     public func setFallback(_ reply: Reply) {
@@ -146,10 +152,10 @@ public final class FakeReceiver: Sendable {
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
-        recorded.withLock {
-            $0.append(Recorded(method: request.method.rawValue, path: path, headers: headers, body: String(buffer: buffer), receivedAt: Date()))
-        }
-        let reply = script.withLock { $0.isEmpty ? nil : $0.removeFirst() } ?? fallback.withLock { $0 }
+        let record = Recorded(method: request.method.rawValue, path: path, headers: headers, body: String(buffer: buffer), receivedAt: Date())
+        recorded.withLock { $0.append(record) }
+        let chosen = responder.withLock { $0 }?(record)
+        let reply = chosen ?? script.withLock { $0.isEmpty ? nil : $0.removeFirst() } ?? fallback.withLock { $0 }
         if reply.hang {
             await withCheckedContinuation { continuation in
                 let done = released.withLock { $0 }

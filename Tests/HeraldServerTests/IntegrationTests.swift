@@ -9,7 +9,7 @@ import Testing
 /// receivers from `HeraldTesting`.
 @Suite("Integration")
 struct IntegrationTests {
-    static func config(slack: String, audit: String, retry: String = "{ max_attempts: 3, initial_backoff: 50ms, max_backoff: 200ms }", slackTimeout: String = "5s") -> String {
+    static func config(slack: String, audit: String, retry: String = "{ max_attempts: 3, initial_backoff: 50ms, max_backoff: 200ms }", slackTimeout: String = "30s") -> String {
         """
         server: { listen: "127.0.0.1:0", public_url: "\(TestServer.publicURL)" }
         sources:
@@ -22,6 +22,7 @@ struct IntegrationTests {
             type: http
             url: "\(audit)"
             headers: { Authorization: "Bearer audit-token" }
+            timeout: 30s
             signing_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
         routes:
           - name: aws
@@ -36,7 +37,7 @@ struct IntegrationTests {
     /// Starts fake Slack and audit receivers and Herald; stops all three after `body`.
     static func withHerald(
         slack slackReplies: [FakeReceiver.Reply] = [], slackFallback: FakeReceiver.Reply = .ok,
-        retry: String? = nil, slackTimeout: String = "5s",
+        retry: String? = nil, slackTimeout: String = "30s",
         _ body: (TestServer, FakeReceiver, FakeReceiver) async throws -> Void
     ) async throws {
         let slack = try await FakeReceiver.start(script: slackReplies, fallback: slackFallback)

@@ -116,6 +116,14 @@ struct ConfigBuilder {
             reader.fail(root, "missing key 'routes': without routes no event is delivered")
         }
         if logBodies { warnings.append("log_bodies is on: message bodies and codes will appear in logs") }
+        for sink in sinks {
+            guard case .twilio(let twilio) = sink.settings else { continue }
+            for route in routes {
+                for number in route.match.to ?? [] where twilio.to.contains(number) {
+                    warnings.append("sink '\(sink.name)' sends SMS to \(PhoneNumber.masked(number)), a number route '\(route.name)' receives on: a message could loop")
+                }
+            }
+        }
         return HeraldConfig(
             file: reader.file, server: server, storage: storage, defaults: defaults, sources: sources,
             sinks: sinks, routes: routes, retention: retention, logBodies: logBodies, warnings: warnings
@@ -306,7 +314,7 @@ struct ConfigBuilder {
             reader.fail(typeNode, "unknown sink type \(reader.shown(typeNode, typeText)) for \(path); expected one of slack, http, file, twilio, email")
             return nil
         }
-        if kind == .twilio || kind == .email {
+        if kind == .email {
             reader.fail(typeNode, "sink type '\(kind.rawValue)' (\(path)) is not supported yet")
             return nil
         }
@@ -331,7 +339,8 @@ struct ConfigBuilder {
         case .slack: settings = readSlack(fields, path: path)
         case .http: settings = readHTTP(fields, path: path)
         case .file: settings = readFile(fields, path: path)
-        case .twilio, .email: settings = nil
+        case .twilio: settings = readTwilio(fields, path: path)
+        case .email: settings = nil
         }
         var disabledReason: String?
         if let missing = reader.missingVariables, !missing.isEmpty {
@@ -422,6 +431,44 @@ struct ConfigBuilder {
             signing = Secret(secret)
         }
         return .http(HTTPSinkSettings(url: Secret(url), method: method, headers: headers, body: body, signingSecret: signing))
+    }
+
+    private mutating func readTwilio(_ fields: YAMLReader.Fields, path: String) -> SinkSettings? {
+        guard let sidNode = requiredField(fields, "account_sid", path), let sid = reader.nonEmptyString(sidNode, "\(path).account_sid") else { return nil }
+        let credentials: TwilioSinkSettings.Credentials
+        switch (fields["auth_token"], fields["api_key_sid"], fields["api_key_secret"]) {
+        case (let token?, nil, nil):
+            guard let value = reader.nonEmptyString(token, "\(path).auth_token") else { return nil }
+            credentials = .authToken(Secret(value))
+        case (nil, let keySID?, let keySecret?):
+            guard let keyValue = reader.nonEmptyString(keySID, "\(path).api_key_sid"),
+                  let secretValue = reader.nonEmptyString(keySecret, "\(path).api_key_secret") else { return nil }
+            credentials = .apiKey(sid: keyValue, secret: Secret(secretValue))
+        default:
+            reader.fail(fields.node, "\(path) needs either `auth_token`, or `api_key_sid` and `api_key_secret`")
+            return nil
+        }
+        let sender: TwilioSinkSettings.Sender
+        switch (fields["from"], fields["messaging_service_sid"]) {
+        case (let from?, nil):
+            guard let value = reader.nonEmptyString(from, "\(path).from") else { return nil }
+            sender = .number(PhoneNumber.normalize(value))
+        case (nil, let service?):
+            guard let value = reader.nonEmptyString(service, "\(path).messaging_service_sid") else { return nil }
+            sender = .messagingService(value)
+        default:
+            reader.fail(fields.node, "\(path) needs exactly one of `from` and `messaging_service_sid`")
+            return nil
+        }
+        guard let toNode = requiredField(fields, "to", path), let to = reader.stringList(toNode, "\(path).to") else { return nil }
+        let body = fields["body"].map { template($0, "\(path).body", escaping: .text) } ?? DefaultTemplates.sms
+        guard let body else { return nil }
+        var baseURL = "https://api.twilio.com"
+        if let node = fields["base_url"] {
+            guard let url = reader.url(node, "\(path).base_url") else { return nil }
+            baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        return .twilio(TwilioSinkSettings(accountSID: sid, credentials: credentials, sender: sender, to: to.map(PhoneNumber.normalize), body: body, baseURL: baseURL))
     }
 
     private mutating func readFile(_ fields: YAMLReader.Fields, path: String) -> SinkSettings? {

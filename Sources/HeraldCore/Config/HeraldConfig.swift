@@ -25,6 +25,15 @@ public struct HeraldConfig: Sendable {
 
     /// Sinks that will deliver: not disabled.
     public var enabledSinks: [SinkConfig] { sinks.filter { $0.disabledReason == nil } }
+
+    /// The numbers our own Twilio sinks send from: an inbound message from one of them is never
+    /// sent by SMS again (loop guard).
+    public var ownSMSNumbers: Set<String> {
+        Set(sinks.compactMap { sink -> String? in
+            if case .twilio(let twilio) = sink.settings, case .number(let number) = twilio.sender { return number }
+            return nil
+        })
+    }
 }
 
 public struct ServerConfig: Sendable {
@@ -94,6 +103,29 @@ public enum SinkSettings: Sendable {
     case slack(SlackSinkSettings)
     case http(HTTPSinkSettings)
     case file(FileSinkSettings)
+    case twilio(TwilioSinkSettings)
+}
+
+/// Twilio's Messages API: SMS to backup phones, one delivery per recipient.
+public struct TwilioSinkSettings: Sendable {
+    public enum Credentials: Sendable {
+        case authToken(Secret)
+        case apiKey(sid: String, secret: Secret)
+    }
+
+    public enum Sender: Sendable, Equatable {
+        case number(String)
+        case messagingService(String)
+    }
+
+    public var accountSID: String
+    public var credentials: Credentials
+    public var sender: Sender
+    /// Normalized numbers.
+    public var to: [String]
+    public var body: MessageTemplate
+    /// `https://api.twilio.com` unless overridden (tests, regional edges).
+    public var baseURL: String
 }
 
 public struct SlackSinkSettings: Sendable {

@@ -4,6 +4,10 @@ public enum DefaultTemplates {
     /// the SMS itself.
     public static let slackSource = "{{#otp}}*{{otp}}*  ·  {{/otp}}{{#app}}{{app}}  ·  {{/app}}from {{from}}\n{{body}}"
 
+    /// SMS to backup phones: the text as received, prefixed with the app when the route names one.
+    public static let smsSource = "{{#app}}[{{app}}] {{/app}}{{body}}"
+
     // The sources above are constants that compile; a failure is a programming error caught by tests.
     public static let slack = try! MessageTemplate(slackSource, escaping: .slack)
+    public static let sms = try! MessageTemplate(smsSource, escaping: .text)
 }

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import NIOHTTP1
+
+/// SMS through Twilio's Messages API, one delivery per recipient, so one bad number never stops
+/// the others. `ValidityPeriod` is the code's remaining life: Twilio itself drops an SMS it could
+/// not send in time.
+public struct TwilioSMSSink: Sink {
+    /// Twilio's limit for `Body`.
+    static let maxBody = 1600
+
+    public let name: String
+    let settings: TwilioSinkSettings
+    let timeout: Duration
+    let transport: HTTPTransport
+    /// Numbers our own Twilio sinks send from (loop guard).
+    let ownNumbers: Set<String>
+    let now: @Sendable () -> Date
+
+    public init(name: String, settings: TwilioSinkSettings, timeout: Duration, client: HTTPClient, ownNumbers: Set<String>,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.name = name
+        self.settings = settings
+        self.timeout = timeout
+        self.transport = HTTPTransport(client: client)
+        self.ownNumbers = ownNumbers
+        self.now = now
+    }
+
+    public var recipients: [String] { settings.to }
+
+    /// The form fields of one attempt, in the order they are sent.
+    public func form(for request: DeliveryRequest) -> [(String, String)] {
+        var body = settings.body.render(request.templateContext)
+        if body.count > Self.maxBody { body = String(body.prefix(Self.maxBody - 1)) + "…" }
+        var fields: [(String, String)] = [("To", request.delivery.recipient ?? "")]
+        switch settings.sender {
+        case .number(let number): fields.append(("From", number))
+        case .messagingService(let sid): fields.append(("MessagingServiceSid", sid))
+        }
+        fields.append(("Body", body))
+        let remaining = Int(request.delivery.expiresAt.timeIntervalSince(now()).rounded(.down))
+        fields.append(("ValidityPeriod", String(min(max(remaining, 1), 36_000))))
+        return fields
+    }
+
+    var authorization: String {
+        let pair: String
+        switch settings.credentials {
+        case .authToken(let token): pair = settings.accountSID + ":" + token.value
+        case .apiKey(let sid, let secret): pair = sid + ":" + secret.value
+        }
+        return "Basic " + Data(pair.utf8).base64EncodedString()
+    }
+
+    public func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        if ownNumbers.contains(PhoneNumber.normalize(request.event.from)) {
+            return .skipped(reason: "loop guard: the message came from \(PhoneNumber.masked(request.event.from)), a number Herald sends from")
+        }
+        guard request.delivery.recipient?.isEmpty == false else { return .permanent(reason: "no recipient") }
+        let body = Data(Self.encode(form(for: request)).utf8)
+        let url = "\(settings.baseURL)/2010-04-01/Accounts/\(settings.accountSID)/Messages.json"
+        do {
+            let answer = try await transport.send(
+                url: url, method: .POST,
+                headers: [("Authorization", authorization), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
+                body: body, timeout: timeout
+            )
+            return Self.classify(status: answer.status, retryAfter: answer.retryAfter, body: answer.body)
+        } catch {
+            return HTTPResponseClassifier.classify(error: error, timeout: timeout)
+        }
+    }
+
+    /// Twilio answers `201` with the message, or `{"code": 21211, "message": "…", "status": 400}`.
+    /// 429 / code 20429 and 5xx are retried; every other error is permanent, with Twilio's code and
+    /// message kept for the audit trail.
+    public static func classify(status: Int, retryAfter: String?, body: String, now: Date = Date()) -> DeliveryOutcome {
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+        if (200..<300).contains(status) {
+            let sid = json?["sid"] as? String
+            return .delivered(detail: sid.map { "Twilio \($0)" } ?? "Twilio HTTP \(status)")
+        }
+        let code = json?["code"] as? Int
+        let message = (json?["message"] as? String).map { String($0.prefix(200)) }
+        var reason = "Twilio HTTP \(status)"
+        if let code { reason += ", error \(code)" }
+        if let message { reason += ": \(message)" }
+        if status == 429 || code == 20429 || (500..<600).contains(status) {
+            return .retry(after: retryAfter.flatMap { HTTPResponseClassifier.parseRetryAfter($0, now: now) }, reason: reason)
+        }
+        return .permanent(reason: reason)
+    }
+
+    static func encode(_ fields: [(String, String)]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return fields.map { name, value in
+            name + "=" + (value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
+        }.joined(separator: "&")
+    }
+}
