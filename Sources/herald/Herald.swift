@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HeraldCore
 import HeraldServer
+import HeraldSinks
 import Hummingbird
 import Logging
 import NIOCore
@@ -15,7 +16,7 @@ struct Herald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
         abstract: "Fan out inbound text messages (MFA codes) to Slack, phones, email and HTTP.",
-        subcommands: [Serve.self, Check.self, Route.self, Sign.self, Deliveries.self, Retry.self]
+        subcommands: [Serve.self, Check.self, Route.self, Send.self, Sign.self, Deliveries.self, Retry.self]
     )
 }
 
@@ -290,5 +291,72 @@ struct Retry: AsyncParsableCommand {
         default:
             return false
         }
+    }
+}
+
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push one message through the routes and the real sinks now, once, and print each outcome.",
+        discussion: "Nothing is stored and nothing is retried. Exits 1 when any delivery did not succeed."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(help: "The sender's number or name.")
+    var from: String
+
+    @Option(help: "The number the message was sent to.")
+    var to: String?
+
+    @Option(help: "The message text.")
+    var body: String
+
+    @Option(help: "The source: twilio or http.")
+    var source: String = "twilio"
+
+    func run() async throws {
+        let config = try options.load()
+        let decision = Router(config: config).route(source: source, from: from, to: to, body: body)
+        let now = Date()
+        let event = Event(
+            id: Identifier.make("evt", at: now), source: source, sourceID: nil, from: from, to: to, body: body,
+            otp: decision.otp, app: decision.app, route: decision.route, receivedAt: now
+        )
+        guard decision.isRouted else {
+            print("no route matched; nothing sent")
+            return
+        }
+        let sinks = Dictionary(uniqueKeysWithValues: SinkFactory.makeSinks(config).map { ($0.name, $0) })
+        var failures = 0
+        for target in decision.targets {
+            guard let sink = sinks[target.sink] else {
+                let reason = config.sink(named: target.sink)?.disabledReason ?? "not configured"
+                print("\(target.sink): skipped (disabled: \(reason))")
+                continue
+            }
+            let recipients: [String?] = sink.recipients.isEmpty ? [nil] : sink.recipients
+            for recipient in recipients {
+                let delivery = Delivery(
+                    id: Identifier.make("dlv", at: now), eventID: event.id, sink: sink.name, recipient: recipient,
+                    route: target.route, app: target.app, state: .inFlight, attempts: 1, nextAttemptAt: now,
+                    expiresAt: now.adding(target.expireAfter), createdAt: now
+                )
+                let outcome = await sink.deliver(DeliveryRequest(event: event, delivery: delivery))
+                let label = sink.name + (recipient.map { " → \(PhoneNumber.masked($0))" } ?? "")
+                switch outcome {
+                case .delivered(let detail):
+                    print("\(label): delivered\(detail.map { " (\($0))" } ?? "")")
+                case .skipped(let reason):
+                    print("\(label): skipped (\(reason))")
+                case .permanent(let reason):
+                    failures += 1
+                    print("\(label): failed: \(reason)")
+                case .retry(_, let reason):
+                    failures += 1
+                    print("\(label): failed, would be retried: \(reason)")
+                }
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
     }
 }

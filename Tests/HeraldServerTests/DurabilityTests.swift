@@ -77,7 +77,7 @@ struct DurabilityTests {
         // Let the dispatcher work against the dead sink for a moment, then pull the plug.
         try await Task.sleep(for: .milliseconds(300))
         first.signal(SIGKILL)
-        _ = first.wait()
+        _ = await first.wait()
         let inFlightAtKill = try Self.count(folder, state: "in_flight")
         #expect(try Self.count(folder, state: "pending") + inFlightAtKill == 2 * n, "every answered webhook is in the outbox")
 
@@ -102,7 +102,7 @@ struct DurabilityTests {
         #expect(sink.requests.count == received.count)
 
         second.signal(SIGTERM)
-        #expect(second.wait() == 0)
+        #expect(await second.wait() == 0)
         await sink.stop()
     }
 
@@ -123,7 +123,7 @@ struct DurabilityTests {
         try await Task.sleep(for: .seconds(1))
         #expect(sink.requests.isEmpty, "nothing is sent after expiry")
         herald.signal(SIGTERM)
-        #expect(herald.wait() == 0)
+        #expect(await herald.wait() == 0)
         await sink.stop()
     }
 
@@ -137,7 +137,7 @@ struct DurabilityTests {
         #expect(try await Self.post(port, sid: "SMslow") == 200)
         await sink.waitForRequests(2)
         herald.signal(SIGTERM)
-        #expect(herald.wait() == 0, "\(herald.text)")
+        #expect(await herald.wait() == 0, "\(herald.text)")
         #expect(try Self.count(folder, state: "delivered") == 2, "the deliveries under way completed before exit")
         await sink.stop()
     }
@@ -153,7 +153,7 @@ struct DurabilityTests {
         await sink.waitForRequests(2)
         let started = ContinuousClock.now
         herald.signal(SIGTERM)
-        #expect(herald.wait() == 0, "\(herald.text)")
+        #expect(await herald.wait() == 0, "\(herald.text)")
         #expect(ContinuousClock.now - started < .seconds(5), "shutdown waited longer than its grace")
         #expect(try Self.count(folder, state: "delivered") == 0)
         #expect(try Self.count(folder, state: "pending") + Self.count(folder, state: "in_flight") == 2, "nothing lost")
@@ -164,7 +164,7 @@ struct DurabilityTests {
         _ = await eventually { (try? Self.count(folder, state: "delivered")) == 2 }
         #expect(try Self.count(folder, state: "delivered") == 2)
         again.signal(SIGTERM)
-        #expect(again.wait() == 0)
+        #expect(await again.wait() == 0)
         await sink.stop()
     }
 
@@ -180,7 +180,7 @@ struct DurabilityTests {
         _ = await eventually { (try? Self.count(folder, state: "failed")) == 2 }
 
         let list = try HeraldProcess(["deliveries", "--state", "failed"], directory: folder)
-        #expect(list.wait() == 0)
+        #expect(await list.wait() == 0)
         let lines = list.text.split(separator: "\n")
         #expect(lines.count == 2, "\(list.text)")
         #expect(lines.allSatisfy { $0.contains("failed") && $0.contains("last error: HTTP 400: bad") })
@@ -188,30 +188,30 @@ struct DurabilityTests {
 
         // The server runs with an admin token: it takes the retry and sends at once.
         let retry = try HeraldProcess(["retry", id], directory: folder)
-        #expect(retry.wait() == 0, "\(retry.text)")
+        #expect(await retry.wait() == 0, "\(retry.text)")
         #expect(retry.text.contains("being sent again by the running server"))
         _ = await eventually { (try? Self.count(folder, state: "delivered")) == 1 }
         #expect(try Self.count(folder, state: "delivered") == 1)
         let again = try HeraldProcess(["retry", id], directory: folder)
-        #expect(again.wait() == 1)
+        #expect(await again.wait() == 1)
         #expect(again.text.contains("neither failed nor expired"))
 
         // With the server stopped, the store is changed directly and the next start sends it.
         herald.signal(SIGTERM)
-        #expect(herald.wait() == 0)
+        #expect(await herald.wait() == 0)
         let other = try #require(try Self.query(folder, "SELECT id FROM deliveries WHERE state = 'failed'").split(separator: "\n").first.map(String.init))
         let offline = try HeraldProcess(["retry", other], directory: folder)
-        #expect(offline.wait() == 0, "\(offline.text)")
+        #expect(await offline.wait() == 0, "\(offline.text)")
         #expect(try Self.count(folder, state: "pending") == 1)
         let restarted = try HeraldProcess(["serve"], directory: folder)
         _ = await restarted.listeningPort()
         _ = await eventually { (try? Self.count(folder, state: "delivered")) == 2 }
         #expect(try Self.count(folder, state: "delivered") == 2)
         let missing = try HeraldProcess(["retry", "dlv_nope"], directory: folder)
-        #expect(missing.wait() == 1)
+        #expect(await missing.wait() == 1)
         #expect(missing.text.contains("no delivery dlv_nope"))
         restarted.signal(SIGTERM)
-        #expect(restarted.wait() == 0)
+        #expect(await restarted.wait() == 0)
         await sink.stop()
     }
 }

@@ -59,7 +59,7 @@ struct EndToEndTests {
         #expect(json["route"] as? String == "all")
 
         kill(run.process.processIdentifier, SIGTERM)
-        #expect(run.wait() == 0, "herald did not exit cleanly: \(run.text)")
+        #expect(await run.wait() == 0, "herald did not exit cleanly: \(run.text)")
         let log = run.text
         #expect(log.contains("sink 'slack' is disabled: SLACK_WEBHOOK_URL is not set"))
         #expect(!log.contains("e2e-secret-token"))
@@ -68,7 +68,7 @@ struct EndToEndTests {
         #expect(!log.contains("+15551234567"), "phone numbers are masked")
     }
 
-    @Test func checkReportsErrorsWithTheirPlaceAndNoSecret() throws {
+    @Test func checkReportsErrorsWithTheirPlaceAndNoSecret() async throws {
         let folder = try Self.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try """
@@ -80,7 +80,7 @@ struct EndToEndTests {
             """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
         let env = ["TWILIO_AUTH_TOKEN": "check-secret-1", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/check-secret-2"]
         let run = try Run(["check"], environment: env, directory: folder)
-        #expect(run.wait() == 1)
+        #expect(await run.wait() == 1)
         #expect(run.text.contains("channels.yaml:3:70: bad duration the value from the environment for sinks.team.timeout"), "\(run.text)")
         #expect(run.text.contains("channels.yaml:5:21: route 'route-1' delivers to unknown sink 'nowhere'"), "\(run.text)")
         #expect(!run.text.contains("check-secret"))
@@ -93,19 +93,19 @@ struct EndToEndTests {
               - deliver: [team]
             """.write(to: folder.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
         let good = try Run(["check"], environment: env.merging(["HERALD_CONFIG": "good.yaml"]) { $1 }, directory: folder)
-        #expect(good.wait() == 0)
+        #expect(await good.wait() == 0)
         #expect(good.text.contains("good.yaml: OK"), "$HERALD_CONFIG names the file: \(good.text)")
         #expect(good.text.contains("team (slack, enabled)"))
         #expect(!good.text.contains("check-secret"))
     }
 
-    @Test func signAndRouteCommands() throws {
+    @Test func signAndRouteCommands() async throws {
         let folder = try Self.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let sign = try Run(["sign", "--url", "https://mycompany.com/myapp.php?foo=1&bar=2", "--token", "12345",
                             "CallSid=CA1234567890ABCDE", "Caller=+14158675309", "Digits=1234", "From=+14158675309", "To=+18005551212"],
                            directory: folder)
-        #expect(sign.wait() == 0)
+        #expect(await sign.wait() == 0)
         #expect(sign.text == "RSOYDt4T1cUTdK1PDd93/VVr8B8=\n")
 
         try """
@@ -120,7 +120,7 @@ struct EndToEndTests {
                 deliver: [team, inbox]
             """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
         let route = try Run(["route", "--from", "GOOGLE", "--body", "G-482913 is your <Google> verification code."], directory: folder)
-        #expect(route.wait() == 0)
+        #expect(await route.wait() == 0)
         let text = route.text
         #expect(text.contains("routes: google"))
         #expect(text.contains("code: 482913"))
@@ -131,7 +131,43 @@ struct EndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("inbox.jsonl").path), "a dry run sends nothing")
 
         let unrouted = try Run(["route", "--from", "+15550000000", "--body", "hello"], directory: folder)
-        #expect(unrouted.wait() == 0)
+        #expect(await unrouted.wait() == 0)
         #expect(unrouted.text.contains("none matched; the event would be stored as unrouted"))
+    }
+}
+
+@Suite("herald send")
+struct SendCommandTests {
+    @Test func printsEachOutcomeAndFailsWhenOneFailed() async throws {
+        let good = try await FakeReceiver.start()
+        let bad = try await FakeReceiver.start(fallback: .status(400, "bad request"))
+        let folder = try HeraldProcess.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            sinks:
+              audit: { type: http, url: "\(good.url("/ok"))" }
+              broken: { type: http, url: "\(bad.url("/bad"))" }
+              pager: { type: slack, optional: true, webhook_url: "${PAGER_URL}" }
+            routes:
+              - name: codes
+                match: { body: "(?i)code" }
+                deliver: [audit, pager]
+              - name: all
+                deliver: [broken]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+
+        let ok = try HeraldProcess(["send", "--from", "+15551234567", "--body", "Your code is 123456"], directory: folder)
+        #expect(await ok.wait() == 0, "\(ok.text)")
+        #expect(ok.text.contains("audit: delivered (HTTP 200)"))
+        #expect(ok.text.contains("pager: skipped (disabled: PAGER_URL is not set)"))
+        #expect(good.requests.count == 1)
+        #expect(good.requests.first?.json?["otp"] as? String == "123456")
+
+        let failing = try HeraldProcess(["send", "--from", "+15551234567", "--body", "hello"], directory: folder)
+        #expect(await failing.wait() == 1)
+        #expect(failing.text.contains("broken: failed: HTTP 400: bad request"), "\(failing.text)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("data/herald.db").path), "send stores nothing")
+        await good.stop()
+        await bad.stop()
     }
 }

@@ -21,8 +21,17 @@ final class HeraldProcess: Sendable {
         let text = Mutex("")
     }
 
+    final class Exit: Sendable {
+        struct State {
+            var status: Int32?
+            var waiters: [CheckedContinuation<Int32, Never>] = []
+        }
+        let state = Mutex(State())
+    }
+
     let process: Process
     private let output = Output()
+    private let exit = Exit()
 
     init(_ arguments: [String], environment: [String: String] = [:], directory: URL) throws {
         process = Process()
@@ -40,17 +49,39 @@ final class HeraldProcess: Sendable {
             let data = handle.availableData
             output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
         }
+        process.terminationHandler = { [exit] process in
+            let status = process.terminationStatus
+            let waiters = exit.state.withLock { state -> [CheckedContinuation<Int32, Never>] in
+                state.status = status
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: status) }
+        }
         try process.run()
+    }
+
+    /// A test that fails half-way must not leave a server running.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     var text: String { output.text.withLock { $0 } }
 
-    /// Waits for the process to end and returns its exit status.
-    func wait() -> Int32 {
-        process.waitUntilExit()
+    /// Waits for the process to end and returns its exit status, without blocking a thread of the
+    /// test's cooperative pool: the fake receivers the child talks to run on that pool too.
+    func wait() async -> Int32 {
+        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            let done = exit.state.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
         // Let the last output arrive.
-        Thread.sleep(forTimeInterval: 0.1)
-        return process.terminationStatus
+        try? await Task.sleep(for: .milliseconds(100))
+        return status
     }
 
     /// The port from the `listening` log line of `herald serve`.
