@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, serve channels.yaml on 127.0.0.1:8080
 #   make test   install what is missing, build, run every test
 SWIFT ?= swift
-APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3
+APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3 python3-aiosmtpd openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build run test bench clean

@@ -43,10 +43,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libcurl for SMTP: typed wrappers around its variadic setopt/getinfo.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(
             name: "HeraldSinks",
             dependencies: [
                 "HeraldCore",
+                "CCurl",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

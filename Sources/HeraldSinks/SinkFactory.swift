@@ -16,6 +16,8 @@ public enum SinkFactory {
             HTTPSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client)
         case .file(let settings):
             FileSink(name: sink.name, settings: settings)
+        case .email(let settings):
+            EmailSink(name: sink.name, settings: settings, timeout: sink.timeout)
         case .twilio(let settings):
             TwilioSMSSink(name: sink.name, settings: settings, timeout: sink.timeout, client: client, ownNumbers: ownNumbers)
         }

@@ -39,7 +39,7 @@ struct ConfigTests {
         ("bad-url", 4, 10, "sinks.audit.url is not a valid URL"),
         ("unset-variable", 4, 18, "environment variable SLACK_WEBHOOK_URL is not set (used by sinks.team.webhook_url)"),
         ("yaml-syntax", 4, 10, "YAML syntax: mapping values are not allowed in this context"),
-        ("unsupported-sink-type", 3, 11, "sink type 'email' (sinks.archive) is not supported yet"),
+        ("unknown-sink-type", 3, 11, "unknown sink type 'pager' for sinks.archive; expected one of slack, http, file, twilio, email"),
         ("otp-pattern-groups", 5, 18, "must have exactly one capture group"),
         ("bad-listen", 2, 11, "server.listen must be host:port"),
     ]

@@ -33,9 +33,9 @@ final class HeraldProcess: Sendable {
     private let output = Output()
     private let exit = Exit()
 
-    init(_ arguments: [String], environment: [String: String] = [:], directory: URL) throws {
+    init(_ arguments: [String], environment: [String: String] = [:], directory: URL, executable: String = HeraldProcess.binary) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: HeraldProcess.binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = directory
         var env = ProcessInfo.processInfo.environment
@@ -103,5 +103,14 @@ final class HeraldProcess: Sendable {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("herald-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+}
+
+/// Any other child process (the SMTP server), with the same output capture and clean-up.
+typealias HeraldChild = HeraldProcess
+
+extension HeraldProcess {
+    convenience init(executable: String, _ arguments: [String], directory: URL) throws {
+        try self.init(arguments, directory: directory, executable: executable)
     }
 }

@@ -314,10 +314,6 @@ struct ConfigBuilder {
             reader.fail(typeNode, "unknown sink type \(reader.shown(typeNode, typeText)) for \(path); expected one of slack, http, file, twilio, email")
             return nil
         }
-        if kind == .email {
-            reader.fail(typeNode, "sink type '\(kind.rawValue)' (\(path)) is not supported yet")
-            return nil
-        }
         guard let fields = reader.mapping(node, path, allowed: Self.commonSinkKeys + (Self.sinkKeys[kind] ?? [])) else { return nil }
 
         let optional = fields["optional"].flatMap { reader.bool($0, "\(path).optional") } ?? false
@@ -340,7 +336,7 @@ struct ConfigBuilder {
         case .http: settings = readHTTP(fields, path: path)
         case .file: settings = readFile(fields, path: path)
         case .twilio: settings = readTwilio(fields, path: path)
-        case .email: settings = nil
+        case .email: settings = readEmail(fields, path: path)
         }
         var disabledReason: String?
         if let missing = reader.missingVariables, !missing.isEmpty {
@@ -469,6 +465,44 @@ struct ConfigBuilder {
             baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         }
         return .twilio(TwilioSinkSettings(accountSID: sid, credentials: credentials, sender: sender, to: to.map(PhoneNumber.normalize), body: body, baseURL: baseURL))
+    }
+
+    private mutating func readEmail(_ fields: YAMLReader.Fields, path: String) -> SinkSettings? {
+        guard let urlNode = requiredField(fields, "url", path), let url = reader.url(urlNode, "\(path).url", schemes: ["smtp", "smtps"]) else { return nil }
+        var startTLS = EmailSinkSettings.StartTLS.required
+        if let node = fields["starttls"], let text = reader.string(node, "\(path).starttls") {
+            guard let value = EmailSinkSettings.StartTLS(rawValue: text) else {
+                reader.fail(node, "\(path).starttls must be required or none, not \(reader.shown(node, text))")
+                return nil
+            }
+            startTLS = value
+        }
+        let host = URLComponents(string: url)?.host ?? ""
+        if url.lowercased().hasPrefix("smtp://"), startTLS == .none, !["127.0.0.1", "localhost", "::1"].contains(host) {
+            warnings.append("sink \(path.dropFirst(6)) sends mail without TLS (starttls: none): the password and every code cross the network in clear text")
+        }
+        let username = fields["username"].flatMap { reader.string($0, "\(path).username") }.flatMap { $0.isEmpty ? nil : $0 }
+        let password = fields["password"].flatMap { reader.string($0, "\(path).password") }.flatMap { $0.isEmpty ? nil : Secret($0) }
+        if (username == nil) != (password == nil), reader.missingVariables?.isEmpty ?? true {
+            reader.fail(fields.node, "\(path) needs both `username` and `password`, or neither (no AUTH)")
+        }
+        guard let fromNode = requiredField(fields, "from", path), let from = reader.nonEmptyString(fromNode, "\(path).from") else { return nil }
+        if EmailAddress.address(in: from) == nil, reader.missingVariables?.isEmpty ?? true {
+            reader.fail(fromNode, "\(path).from must be an address, like archive@example.com or \"Herald <archive@example.com>\"")
+        }
+        guard let toNode = requiredField(fields, "to", path), let to = reader.stringList(toNode, "\(path).to") else { return nil }
+        for address in to where EmailAddress.address(in: address) == nil && (reader.missingVariables?.isEmpty ?? true) {
+            reader.fail(toNode, "\(path).to: \(reader.shown(toNode, address)) is not an email address")
+        }
+        let subject = fields["subject"].map { template($0, "\(path).subject", escaping: .text) } ?? DefaultTemplates.emailSubject
+        let body = fields["body"].map { template($0, "\(path).body", escaping: .text) } ?? DefaultTemplates.emailBody
+        guard let subject, let body else { return nil }
+        let tlsVerify = fields["tls_verify"].flatMap { reader.bool($0, "\(path).tls_verify") } ?? true
+        if !tlsVerify { warnings.append("sink \(path.dropFirst(6)) does not verify the mail server's TLS certificate (tls_verify: false)") }
+        var connectTimeout = Duration.seconds(10)
+        if let node = fields["connect_timeout"], let value = reader.duration(node, "\(path).connect_timeout") { connectTimeout = value }
+        return .email(EmailSinkSettings(url: url, startTLS: startTLS, username: username, password: password, from: from,
+                                        to: to, subject: subject, body: body, tlsVerify: tlsVerify, connectTimeout: connectTimeout))
     }
 
     private mutating func readFile(_ fields: YAMLReader.Fields, path: String) -> SinkSettings? {

@@ -104,6 +104,27 @@ public enum SinkSettings: Sendable {
     case http(HTTPSinkSettings)
     case file(FileSinkSettings)
     case twilio(TwilioSinkSettings)
+    case email(EmailSinkSettings)
+}
+
+/// An email archive over SMTP (libcurl).
+public struct EmailSinkSettings: Sendable {
+    public enum StartTLS: String, Sendable {
+        case required, none
+    }
+
+    /// `smtp://host:587` (STARTTLS) or `smtps://host:465` (TLS from the first byte).
+    public var url: String
+    public var startTLS: StartTLS
+    public var username: String?
+    public var password: Secret?
+    /// `Name <address>` or a bare address; the address is the envelope sender.
+    public var from: String
+    public var to: [String]
+    public var subject: MessageTemplate
+    public var body: MessageTemplate
+    public var tlsVerify: Bool
+    public var connectTimeout: Duration
 }
 
 /// Twilio's Messages API: SMS to backup phones, one delivery per recipient.

@@ -10,6 +10,8 @@ extension SinkConfig {
             return "\(http.method) \(body)"
         case .file(let file):
             return "append to \(file.path): " + String(decoding: event.jsonData(), as: UTF8.self)
+        case .email(let email):
+            return "mail to \(email.to.joined(separator: ", ")), subject: \(email.subject.render(context))\n" + email.body.render(context)
         case .twilio(let twilio):
             return "SMS to \(twilio.to.map(PhoneNumber.masked).joined(separator: ", ")): " + twilio.body.render(context)
         }

@@ -1,0 +1,139 @@
+import CCurl
+import Dispatch
+import Foundation
+import HeraldCore
+
+/// Email over SMTP with libcurl. `smtp://` requires STARTTLS unless `starttls: none`; `smtps://`
+/// is TLS from the first byte. Each attempt uses its own easy handle, and the blocking transfer
+/// runs on a dedicated dispatch queue, never on Swift's cooperative pool.
+public struct EmailSink: Sink {
+    public let name: String
+    let settings: EmailSinkSettings
+    let timeout: Duration
+    let now: @Sendable () -> Date
+
+    /// Transfers block their thread; they get threads of their own.
+    static let queue = DispatchQueue(label: "herald.smtp", attributes: .concurrent)
+
+    /// `curl_global_init` once per process, before any transfer.
+    static let initialized: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    }()
+
+    public init(name: String, settings: EmailSinkSettings, timeout: Duration, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.name = name
+        self.settings = settings
+        self.timeout = timeout
+        self.now = now
+        // libcurl is told not to use signals; a peer closing a TLS socket must not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    public func message(for request: DeliveryRequest) -> Data {
+        let context = request.templateContext
+        let domain = EmailAddress.address(in: settings.from)?.split(separator: "@").last.map(String.init) ?? "herald.local"
+        return EmailMessage.build(
+            from: settings.from, to: settings.to, subject: settings.subject.render(context), body: settings.body.render(context),
+            messageID: "\(request.delivery.id).\(request.delivery.attempts)@\(domain)", date: now()
+        )
+    }
+
+    public func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        let message = message(for: request)
+        let settings = self.settings
+        let timeout = self.timeout
+        return await withCheckedContinuation { continuation in
+            Self.queue.async {
+                continuation.resume(returning: Self.transfer(message: message, settings: settings, timeout: timeout))
+            }
+        }
+    }
+
+    /// The message and how far the upload got; reached from libcurl's read callback.
+    final class Upload {
+        let bytes: [UInt8]
+        var offset = 0
+
+        init(_ data: Data) {
+            bytes = [UInt8](data)
+        }
+    }
+
+    static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration) -> DeliveryOutcome {
+        guard initialized, let handle = curl_easy_init() else { return .retry(reason: "libcurl could not be initialised") }
+        defer { curl_easy_cleanup(handle) }
+        var recipients: UnsafeMutablePointer<curl_slist>?
+        for address in settings.to {
+            guard let bare = EmailAddress.address(in: address) else { continue }
+            recipients = curl_slist_append(recipients, "<\(bare)>")
+        }
+        defer { curl_slist_free_all(recipients) }
+        let upload = Upload(message)
+        let uploadPointer = Unmanaged.passRetained(upload)
+        defer { uploadPointer.release() }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+
+        let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errors in
+            herald_setopt_string(handle, CURLOPT_URL, settings.url)
+            herald_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+            herald_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout.seconds * 1000))
+            herald_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.seconds * 1000))
+            if settings.url.lowercased().hasPrefix("smtp://") && settings.startTLS == .required {
+                herald_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+            }
+            if !settings.tlsVerify {
+                herald_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+                herald_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+            }
+            if let username = settings.username, let password = settings.password {
+                herald_setopt_string(handle, CURLOPT_USERNAME, username)
+                herald_setopt_string(handle, CURLOPT_PASSWORD, password.value)
+            }
+            herald_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(EmailAddress.address(in: settings.from) ?? "")>")
+            herald_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipients)
+            herald_setopt_long(handle, CURLOPT_UPLOAD, 1)
+            herald_setopt_long(handle, CURLOPT_INFILESIZE, message.count)
+            herald_setopt_pointer(handle, CURLOPT_READDATA, uploadPointer.toOpaque())
+            herald_setopt_read_function(handle) { buffer, size, count, userdata in
+                guard let buffer, let userdata else { return 0 }
+                let upload = Unmanaged<Upload>.fromOpaque(userdata).takeUnretainedValue()
+                let room = size * count
+                let remaining = upload.bytes.count - upload.offset
+                let n = min(room, remaining)
+                if n > 0 {
+                    upload.bytes.withUnsafeBufferPointer { source in
+                        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + upload.offset, byteCount: n)
+                    }
+                    upload.offset += n
+                }
+                return n
+            }
+            herald_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errors.baseAddress)
+            return curl_easy_perform(handle)
+        }
+        var replyCode = 0
+        herald_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &replyCode)
+        let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return classify(result, replyCode: replyCode, detail: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail)
+    }
+
+    /// SMTP 4xx → retry, 5xx → permanent, rejected credentials → permanent; connection problems
+    /// are retried. The reply text is kept (it never holds the password).
+    static func classify(_ result: CURLcode, replyCode: Int, detail: String) -> DeliveryOutcome {
+        if result == CURLE_OK { return .delivered(detail: "SMTP \(replyCode == 0 ? 250 : replyCode)") }
+        if result == CURLE_LOGIN_DENIED {
+            return .permanent(reason: "SMTP authentication failed (\(replyCode == 0 ? "login denied" : "reply \(replyCode)")): check username and password")
+        }
+        if result == CURLE_USE_SSL_FAILED {
+            return .permanent(reason: "the mail server does not offer STARTTLS; use smtps:// or, on a trusted network, starttls: none")
+        }
+        if result == CURLE_PEER_FAILED_VERIFICATION {
+            return .permanent(reason: "the mail server's TLS certificate is not trusted (\(detail)); set tls_verify: false only for a server you control")
+        }
+        switch replyCode {
+        case 400..<500: return .retry(reason: "SMTP \(replyCode): \(detail)")
+        case 500..<600: return .permanent(reason: "SMTP \(replyCode): \(detail)")
+        default: return .retry(reason: "SMTP transfer failed: \(detail)")
+        }
+    }
+}
