@@ -27,6 +27,8 @@ public struct EmailSink: Sink {
         self.now = now
         // libcurl is told not to use signals; a peer closing a TLS socket must not kill the process.
         signal(SIGPIPE, SIG_IGN)
+        // Initialise libcurl while the sinks are built at start-up, not in the first transfer.
+        _ = Self.initialized
     }
 
     public func message(for request: DeliveryRequest) -> Data {

@@ -100,13 +100,8 @@ struct Check: ParsableCommand {
     }
 }
 
-struct Route: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Dry run: show where a message would go and what each sink would send. Sends nothing."
-    )
-
-    @OptionGroup var options: ConfigOption
-
+/// The message `herald route` and `herald send` work on.
+struct MessageOptions: ParsableArguments {
     @Option(help: "The sender's number or name.")
     var from: String
 
@@ -119,13 +114,29 @@ struct Route: ParsableCommand {
     @Option(help: "The source: twilio or http.")
     var source: String = "twilio"
 
-    func run() throws {
-        let config = try options.load()
+    /// Routes the message and builds the event it would become.
+    func route(_ config: HeraldConfig, id: String, at date: Date) -> (RoutingDecision, Event) {
         let decision = Router(config: config).route(source: source, from: from, to: to, body: body)
         let event = Event(
-            id: "evt_dry_run", source: source, sourceID: nil, from: from, to: to, body: body,
-            otp: decision.otp, app: decision.app, route: decision.route, receivedAt: Date()
+            id: id, source: source, sourceID: nil, from: from, to: to, body: body,
+            otp: decision.otp, app: decision.app, route: decision.route, receivedAt: date
         )
+        return (decision, event)
+    }
+}
+
+struct Route: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dry run: show where a message would go and what each sink would send. Sends nothing."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @OptionGroup var message: MessageOptions
+
+    func run() throws {
+        let config = try options.load()
+        let (decision, event) = message.route(config, id: "evt_dry_run", at: Date())
         guard decision.isRouted else {
             print("routes: none matched; the event would be stored as unrouted")
             print("code: \(decision.otp ?? "none")")
@@ -302,26 +313,12 @@ struct Send: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
-    @Option(help: "The sender's number or name.")
-    var from: String
-
-    @Option(help: "The number the message was sent to.")
-    var to: String?
-
-    @Option(help: "The message text.")
-    var body: String
-
-    @Option(help: "The source: twilio or http.")
-    var source: String = "twilio"
+    @OptionGroup var message: MessageOptions
 
     func run() async throws {
         let config = try options.load()
-        let decision = Router(config: config).route(source: source, from: from, to: to, body: body)
         let now = Date()
-        let event = Event(
-            id: Identifier.make("evt", at: now), source: source, sourceID: nil, from: from, to: to, body: body,
-            otp: decision.otp, app: decision.app, route: decision.route, receivedAt: now
-        )
+        let (decision, event) = message.route(config, id: Identifier.make("evt", at: now), at: now)
         guard decision.isRouted else {
             print("no route matched; nothing sent")
             return
