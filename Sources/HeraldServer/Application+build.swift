@@ -3,6 +3,7 @@ import HeraldCore
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 
 /// Largest inbound body accepted; Twilio sends at most a few KiB.
 let maxInboundBody = 64 * 1024
@@ -25,8 +26,18 @@ public func buildApplication(
             return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "store unavailable\n")))
         }
     }
+    router.get("/metrics") { _, _ -> Response in
+        // The gauge is read from the store when scraped, so it is never stale.
+        let pending = (try? await runtime.store.count(state: .pending)) ?? 0
+        let inFlight = (try? await runtime.store.count(state: .inFlight)) ?? 0
+        runtime.metrics.pending(pending + inFlight)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: runtime.metricsRegistry.emitToBuffer()))
+        )
+    }
     if let twilio = config.sources.twilio {
-        let inbound = TwilioInbound(config: twilio, publicURL: config.server.publicURL, maxBody: maxInboundBody, ingestor: runtime.ingestor, logger: logger)
+        let inbound = TwilioInbound(config: twilio, publicURL: config.server.publicURL, maxBody: maxInboundBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
         router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
         router.get(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
     }
@@ -34,7 +45,7 @@ public func buildApplication(
         AdminAPI(token: token, runtime: runtime).register(on: router.group("admin"))
     }
     if let http = config.sources.http {
-        let inbound = JSONInbound(config: http, maxBody: maxInboundBody, ingestor: runtime.ingestor, logger: logger)
+        let inbound = JSONInbound(config: http, maxBody: maxInboundBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
         router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
     }
     let host = config.server.host

@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldSQLite
 import HeraldSinks
 import Logging
+import Prometheus
 
 /// Everything a running Herald is made of, built from one configuration: the store, the sinks,
 /// the dispatcher and the ingest path. Tests build one with fakes and a manual clock.
@@ -14,6 +15,9 @@ public struct HeraldRuntime: Sendable {
     public let ingestor: Ingestor
     public let clock: any HeraldClock
     public let logger: Logger
+    /// This runtime's metrics, served at `/metrics`.
+    public let metricsRegistry: PrometheusCollectorRegistry
+    public let metrics: HeraldMetrics
 
     /// - Parameters:
     ///   - sinks: replaces the sinks the configuration describes (tests); by default they are built
@@ -25,6 +29,9 @@ public struct HeraldRuntime: Sendable {
         self.config = config
         self.clock = clock
         self.logger = logger
+        let registry = PrometheusCollectorRegistry()
+        self.metricsRegistry = registry
+        self.metrics = HeraldMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let store = try store ?? Self.makeStore(config.storage)
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
@@ -37,7 +44,7 @@ public struct HeraldRuntime: Sendable {
         }
         self.dispatcher = Dispatcher(
             store: store, lanes: lanes, clock: clock, logger: logger,
-            logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace
+            logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace, metrics: metrics
         )
         self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
         var infos: [String: Ingestor.SinkInfo] = [:]

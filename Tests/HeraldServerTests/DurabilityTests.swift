@@ -5,6 +5,7 @@ import HeraldSQLite
 import HeraldTesting
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// Nothing answered 200 is lost: kill -9, restarts, sinks down for a while, SIGTERM mid-delivery.
@@ -27,11 +28,16 @@ struct DurabilityTests {
             """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
     }
 
-    /// A port with nothing listening: a receiver started and stopped.
+    static let handedOut = Mutex<Set<Int>>([])
+
+    /// A port with nothing listening: a receiver started and stopped. Never the same port twice in
+    /// one test run, since the kernel may give a just-closed port to the next caller.
     static func closedPort() async throws -> Int {
-        let receiver = try await FakeReceiver.start()
-        await receiver.stop()
-        return receiver.port
+        while true {
+            let receiver = try await FakeReceiver.start()
+            await receiver.stop()
+            if handedOut.withLock({ $0.insert(receiver.port).inserted }) { return receiver.port }
+        }
     }
 
     static func post(_ port: Int, sid: String, body: String = "Your code is 123456") async throws -> Int {

@@ -58,13 +58,15 @@ public final class Dispatcher: Service, Sendable {
     private let logBodies: Bool
     private let shutdownGrace: Duration
     private let random: @Sendable (ClosedRange<Double>) -> Double
+    private let metrics: HeraldMetrics
     private let state = Mutex(State())
 
     public init(
         store: any OutboxStore, lanes: [Lane], clock: any HeraldClock = SystemClock(), logger: Logger,
-        logBodies: Bool = false, shutdownGrace: Duration = .seconds(10),
+        logBodies: Bool = false, shutdownGrace: Duration = .seconds(10), metrics: HeraldMetrics = .none,
         random: @escaping @Sendable (ClosedRange<Double>) -> Double = { Double.random(in: $0) }
     ) {
+        self.metrics = metrics
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -271,6 +273,7 @@ public final class Dispatcher: Service, Sendable {
             case .unavailable:
                 return
             case .expired:
+                metrics.delivery(sink: lane.sink.name, outcome: .expired)
                 logger.notice("delivery expired before it could be sent", metadata: metadata)
                 return
             case .claimed(let value):
@@ -296,6 +299,7 @@ public final class Dispatcher: Service, Sendable {
         if now >= delivery.expiresAt {
             let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero, outcome: "expired", detail: "expired before it could be sent")
             _ = try? await store.complete(record, next: .expired, nextAttemptAt: nil, error: "expired before it could be sent", now: now)
+            metrics.delivery(sink: lane.sink.name, outcome: .expired)
             logger.notice("delivery expired before it could be sent", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"])
             return
         }
@@ -355,6 +359,17 @@ public final class Dispatcher: Service, Sendable {
         } catch {
             logger.error("could not record delivery result; the lease will return it to pending", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
+        }
+        metrics.attempt(sink: lane.sink.name, duration: elapsed)
+        switch next {
+        case .delivered:
+            metrics.delivery(sink: lane.sink.name, outcome: .delivered)
+            metrics.latency(sink: lane.sink.name, duration: .milliseconds(Int64(max(0, finished.timeIntervalSince(claimed.event.receivedAt)) * 1000)))
+        case .pending: metrics.delivery(sink: lane.sink.name, outcome: .retried)
+        case .failed: metrics.delivery(sink: lane.sink.name, outcome: .failed)
+        case .expired: metrics.delivery(sink: lane.sink.name, outcome: .expired)
+        case .skipped: metrics.delivery(sink: lane.sink.name, outcome: .skipped)
+        case .inFlight: break
         }
         metadata["delivery.outcome"] = "\(next.rawValue)"
         metadata["delivery.duration_ms"] = "\(Int(elapsed.seconds * 1000))"

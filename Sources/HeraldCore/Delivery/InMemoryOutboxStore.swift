@@ -152,6 +152,10 @@ public actor InMemoryOutboxStore: OutboxStore {
         return StoredEvent(event: event, deliveries: list, attempts: recorded)
     }
 
+    public func count(state: DeliveryState) throws -> Int {
+        deliveries.values.filter { $0.state == state }.count
+    }
+
     public func delivery(id: String) throws -> Delivery? {
         deliveries[id]
     }

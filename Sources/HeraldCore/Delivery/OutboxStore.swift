@@ -44,6 +44,8 @@ public protocol OutboxStore: Sendable {
 
     func event(id: String) async throws -> StoredEvent?
     func delivery(id: String) async throws -> Delivery?
+    /// How many deliveries are in `state` (for the pending gauge).
+    func count(state: DeliveryState) async throws -> Int
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
     /// Events newest first, each with its deliveries (attempts left out).
     func events(_ filter: EventFilter) async throws -> [StoredEvent]

@@ -10,6 +10,7 @@ struct JSONInbound: Sendable {
     let config: HTTPSourceConfig
     let maxBody: Int
     let ingestor: Ingestor
+    let metrics: HeraldMetrics
     let logger: Logger
 
     struct Accepted: ResponseEncodable {
@@ -21,14 +22,22 @@ struct JSONInbound: Sendable {
             value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
         }
         guard let presented, constantTimeEquals(presented, config.token.value) else {
+            metrics.eventReceived(source: "http", outcome: .rejectedAuth)
             logger.notice("JSON event refused: missing or wrong bearer token")
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
         }
-        let buffer = try await request.body.collect(upTo: maxBody)
-        let message = try Self.parse(Data(buffer.readableBytesView))
+        let buffer = try await collectBody(request, maxBody: maxBody, source: "http", metrics: metrics)
+        let message: InboundMessage
+        do {
+            message = try Self.parse(Data(buffer.readableBytesView))
+        } catch {
+            metrics.eventReceived(source: "http", outcome: .invalid)
+            throw error
+        }
         let result: Ingestor.Result
         do {
             result = try await ingestor.ingest(message)
+            metrics.eventReceived(source: "http", outcome: result.duplicate ? .duplicate : .accepted)
         } catch {
             logger.error("could not store a JSON event", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the event")

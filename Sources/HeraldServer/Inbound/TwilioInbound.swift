@@ -3,6 +3,7 @@ import HTTPTypes
 import HeraldCore
 import Hummingbird
 import Logging
+import NIOCore
 
 /// `POST`/`GET sources.twilio.path`: Twilio's inbound SMS webhook.
 ///
@@ -16,6 +17,7 @@ struct TwilioInbound: Sendable {
     let publicURL: String?
     let maxBody: Int
     let ingestor: Ingestor
+    let metrics: HeraldMetrics
     let logger: Logger
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -23,11 +25,12 @@ struct TwilioInbound: Sendable {
         if request.method == .get {
             parameters = TwilioSignature.parseForm(request.uri.query ?? "")
         } else {
-            let buffer = try await request.body.collect(upTo: maxBody)
+            let buffer = try await collectBody(request, maxBody: maxBody, source: "twilio", metrics: metrics)
             parameters = TwilioSignature.parseForm(String(buffer: buffer))
         }
         if config.verifySignature {
             guard let signature = request.headers[.twilioSignature], !signature.isEmpty else {
+                metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
                 logger.notice("Twilio webhook refused: no X-Twilio-Signature header")
                 throw HTTPError(.badRequest, message: "missing X-Twilio-Signature header")
             }
@@ -35,12 +38,14 @@ struct TwilioInbound: Sendable {
             let signed = request.method == .get ? [] : parameters
             let url = signedURL(request)
             guard TwilioSignature.isValid(signature: signature, url: url, parameters: signed, authToken: config.authToken.value) else {
+                metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
                 logger.notice("Twilio webhook refused: signature does not match", metadata: ["http.path": "\(request.uri.path)"])
                 throw HTTPError(.forbidden, message: "X-Twilio-Signature does not match")
             }
         }
         let values = Dictionary(parameters, uniquingKeysWith: { first, _ in first })
         guard let from = values["From"], !from.isEmpty else {
+            metrics.eventReceived(source: "twilio", outcome: .invalid)
             throw HTTPError(.badRequest, message: "missing From parameter")
         }
         let media = (0..<100).compactMap { values["MediaUrl\($0)"] }
@@ -49,7 +54,8 @@ struct TwilioInbound: Sendable {
             from: from, to: values["To"], body: values["Body"] ?? "", media: media
         )
         do {
-            _ = try await ingestor.ingest(message)
+            let result = try await ingestor.ingest(message)
+            metrics.eventReceived(source: "twilio", outcome: result.duplicate ? .duplicate : .accepted)
         } catch {
             logger.error("could not store a Twilio message; answering 500 so Twilio reports it", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the message")
@@ -67,6 +73,16 @@ struct TwilioInbound: Sendable {
         if let publicURL { return publicURL + pathAndQuery }
         let host = request.head.authority ?? "localhost"
         return "http://" + host + pathAndQuery
+    }
+}
+
+/// Reads a request body up to `maxBody`; a larger one is counted as `too_large` and refused (413).
+func collectBody(_ request: Request, maxBody: Int, source: String, metrics: HeraldMetrics) async throws -> ByteBuffer {
+    do {
+        return try await request.body.collect(upTo: maxBody)
+    } catch is NIOTooManyBytesError {
+        metrics.eventReceived(source: source, outcome: .tooLarge)
+        throw HTTPError(.contentTooLarge, message: "the body is larger than \(maxBody / 1024) KiB")
     }
 }
 
