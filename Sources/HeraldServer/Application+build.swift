@@ -19,12 +19,29 @@ public func buildApplication(
     let router = Router()
     router.get("/healthz") { _, _ in "ok\n" }
     router.get("/readyz") { _, _ -> Response in
-        do {
-            _ = try await runtime.store.deliveries(DeliveryFilter(limit: 1))
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
-        } catch {
-            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "store unavailable\n")))
+        // Ready: the configuration is loaded (it is, or nothing would serve) and the store answers
+        // within a second.
+        let answer = await withTaskGroup(of: String?.self) { group -> String? in
+            group.addTask {
+                do {
+                    _ = try await runtime.store.count(state: .pending)
+                    return nil
+                } catch {
+                    return "the store failed: \(type(of: error))"
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(1))
+                return "the store did not answer within 1 s"
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
+        if let problem = answer {
+            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "not ready: \(problem)\n")))
+        }
+        return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
     }
     router.get("/metrics") { _, _ -> Response in
         // The gauge is read from the store when scraped, so it is never stale.

@@ -111,3 +111,54 @@ struct AdminAPITests {
         await sink.stop()
     }
 }
+
+@Suite("Health")
+struct HealthTests {
+    /// A store whose reads never answer.
+    actor StuckStore: OutboxStore {
+        let inner = InMemoryOutboxStore()
+        func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult { try await inner.insert(event, deliveries: deliveries) }
+        func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult { try await inner.claim(deliveryID: deliveryID, now: now, leaseUntil: leaseUntil) }
+        func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool {
+            try await inner.complete(attempt, next: next, nextAttemptAt: nextAttemptAt, error: error, now: now)
+        }
+        func recover(now: Date) async throws -> [ScheduledDelivery] { [] }
+        func releaseExpiredLeases(now: Date) async throws -> [ScheduledDelivery] { [] }
+        func dueDeliveries(now: Date, limit: Int) async throws -> [ScheduledDelivery] { [] }
+        func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery? { nil }
+        func purge(receivedBefore cutoff: Date) async throws -> Int { 0 }
+        func event(id: String) async throws -> StoredEvent? { nil }
+        func delivery(id: String) async throws -> Delivery? { nil }
+        func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { [] }
+        func events(_ filter: EventFilter) async throws -> [StoredEvent] { [] }
+        func count(state: DeliveryState) async throws -> Int {
+            try await Task.sleep(for: .seconds(30))
+            return 0
+        }
+    }
+
+    static let yaml = """
+        sinks: { inbox: { type: file, path: /dev/null } }
+        routes: [ { deliver: [inbox] } ]
+        """
+
+    @Test func liveAndReady() async throws {
+        let server = try await TestServer.start(Self.yaml)
+        let live = try await server.request(.GET, "/healthz")
+        let ready = try await server.request(.GET, "/readyz")
+        #expect(live.status == 200)
+        #expect(ready.status == 200)
+        #expect(ready.body == "ready\n")
+        await server.stop()
+    }
+
+    @Test func notReadyWhenTheStoreDoesNotAnswer() async throws {
+        let server = try await TestServer.start(Self.yaml, store: StuckStore())
+        let ready = try await server.request(.GET, "/readyz")
+        #expect(ready.status == 503)
+        #expect(ready.body == "not ready: the store did not answer within 1 s\n")
+        let live = try await server.request(.GET, "/healthz")
+        #expect(live.status == 200, "the process is up all the same")
+        await server.stop()
+    }
+}
