@@ -10,6 +10,7 @@ import NIOCore
 import NIOHTTP1
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension HeraldLogHandler.Format: ExpressibleByArgument {}
 
 @main
 struct Herald: AsyncParsableCommand {
@@ -50,12 +51,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log line format: logfmt or json.")
+    var logFormat: HeraldLogHandler.Format = .logfmt
+
     func run() async throws {
         let level = logLevel
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            HeraldLogHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "herald")
         let config = try options.load()

@@ -373,7 +373,7 @@ public final class Dispatcher: Service, Sendable {
         }
         metadata["delivery.outcome"] = "\(next.rawValue)"
         metadata["delivery.duration_ms"] = "\(Int(elapsed.seconds * 1000))"
-        if let error { metadata["delivery.error"] = "\(error)" }
+        if let error { metadata["delivery.error"] = "\(logBodies ? error : Self.redact(error, event: claimed.event))" }
         if let nextAttemptAt {
             metadata["delivery.next_attempt_in_ms"] = "\(Int(nextAttemptAt.timeIntervalSince(finished) * 1000))"
             logger.info("delivery will be retried", metadata: metadata)
@@ -383,6 +383,19 @@ public final class Dispatcher: Service, Sendable {
         } else {
             logger.warning("delivery \(next.rawValue)", metadata: metadata)
         }
+    }
+
+    /// A receiver may echo what it was sent; without `log_bodies` the code, the text and the full
+    /// numbers stay out of the log line (the stored error keeps them for the audit trail).
+    static func redact(_ text: String, event: Event) -> String {
+        var result = text
+        for secret in [event.body, event.otp].compactMap({ $0 }) where secret.count >= 4 {
+            result = result.replacingOccurrences(of: secret, with: "<redacted>")
+        }
+        for number in [event.from, event.to].compactMap({ $0 }) where number.count > 4 {
+            result = result.replacingOccurrences(of: number, with: PhoneNumber.masked(number))
+        }
+        return result
     }
 
     private func failOrphan(_ item: ScheduledDelivery) async {

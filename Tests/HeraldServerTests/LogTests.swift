@@ -1,0 +1,55 @@
+import Foundation
+import HeraldCore
+import HeraldServer
+import HeraldTesting
+import Testing
+
+@Suite("Logs")
+struct LogTests {
+    static func run(logBodies: Bool, format: HeraldLogHandler.Format = .logfmt) async throws -> String {
+        // The receiver echoes what it got in its error, as some do.
+        let echo = try await FakeReceiver.start()
+        echo.setResponder { .status(400, "rejected: \($0.body.prefix(300))") }
+        let capture = LogCapture()
+        let server = try await TestServer.start("""
+            server: { public_url: "\(TestServer.publicURL)" }
+            sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+            log_bodies: \(logBodies)
+            sinks:
+              hook: { type: http, url: "\(echo.url("/hook"))", headers: { Authorization: "Bearer hook-secret-token" } }
+            routes:
+              - name: all
+                deliver: [hook]
+            """, logger: capture.logger(format: format))
+        #expect(try await server.postTwilio(sms("Your verification code is 482913", sid: "SMlogs")).status == 200)
+        _ = await eventually { (try? await server.allDeliveries().first?.state) == .failed }
+        await server.stop()
+        await echo.stop()
+        return capture.text
+    }
+
+    @Test func noBodyCodeNumberOrSecretByDefault() async throws {
+        let text = try await Self.run(logBodies: false)
+        #expect(text.contains("msg=\"event received\""), "\(text)")
+        #expect(text.contains("event.id=evt_"))
+        #expect(text.contains("route.name=all"))
+        #expect(text.contains("sink.name=hook"))
+        #expect(text.contains("delivery.attempt=1"))
+        #expect(text.contains("event.from=…7890"), "numbers show their last four digits")
+        #expect(text.contains("<redacted>"), "the echoed body is redacted from the error")
+        for secret in ["482913", "Your verification code", "+12344567890", "hook-secret-token", TestServer.twilioToken] {
+            #expect(!text.contains(secret), "the log shows \(secret)")
+        }
+    }
+
+    @Test func bodiesAndCodesWithLogBodies() async throws {
+        let text = try await Self.run(logBodies: true, format: .json)
+        #expect(text.contains("\"event.body\":\"Your verification code is 482913\""), "\(text)")
+        #expect(text.contains("\"event.otp\":\"482913\""))
+        #expect(text.contains("\"event.from\":\"+12344567890\""))
+        #expect(!text.contains("hook-secret-token"), "secrets never appear")
+        for line in text.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+    }
+}
