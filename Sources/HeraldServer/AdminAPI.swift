@@ -14,7 +14,7 @@ struct AdminAPI: Sendable {
     let token: Secret
     let runtime: HeraldRuntime
 
-    func register(on group: RouterGroup<BasicRequestContext>) {
+    func register<Context: RequestContext>(on group: RouterGroup<Context>) {
         group.get("events") { request, _ in try await self.listEvents(request) }
         group.get("events/{id}") { request, context in try await self.showEvent(request, id: context.parameters.require("id")) }
         group.get("deliveries") { request, _ in try await self.listDeliveries(request) }

@@ -5,9 +5,6 @@ import Logging
 import NIOCore
 import Prometheus
 
-/// Largest inbound body accepted; Twilio sends at most a few KiB.
-let maxInboundBody = 64 * 1024
-
 /// Builds the whole Herald service: HTTP routes plus the dispatcher as a service. `herald serve`
 /// and the integration tests both call this.
 public func buildApplication(
@@ -16,7 +13,13 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let config = runtime.config
     let logger = runtime.logger
-    let router = Router()
+    let router = Router(context: HeraldRequestContext.self)
+    var sourcePaths: [String: String] = [:]
+    if let twilio = config.sources.twilio { sourcePaths[twilio.path] = "twilio" }
+    if let http = config.sources.http { sourcePaths[http.path] = "http" }
+    router.add(middleware: ClientRateLimiter<HeraldRequestContext>(
+        limits: config.server.limits, trustForwarded: config.server.trustForwardedHeaders, metrics: runtime.metrics, sources: sourcePaths
+    ))
     router.get("/healthz") { _, _ in "ok\n" }
     router.get("/readyz") { _, _ -> Response in
         // Ready: the configuration is loaded (it is, or nothing would serve) and the store answers
@@ -54,7 +57,10 @@ public func buildApplication(
         )
     }
     if let twilio = config.sources.twilio {
-        let inbound = TwilioInbound(config: twilio, publicURL: config.server.publicURL, maxBody: maxInboundBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
+        let inbound = TwilioInbound(
+            config: twilio, publicURL: config.server.publicURL, trustForwarded: config.server.trustForwardedHeaders,
+            maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger
+        )
         router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
         router.get(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
     }
@@ -62,12 +68,14 @@ public func buildApplication(
         AdminAPI(token: token, runtime: runtime).register(on: router.group("admin"))
     }
     if let http = config.sources.http {
-        let inbound = JSONInbound(config: http, maxBody: maxInboundBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
+        let inbound = JSONInbound(config: http, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
         router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
     }
     let host = config.server.host
+    let headerTimeout = TimeAmount.milliseconds(Int64(config.server.limits.headerTimeout.seconds * 1000))
     return Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
         services: [runtime.dispatcher, runtime.maintenance],
         onServerRunning: { channel in

@@ -138,7 +138,28 @@ struct ConfigBuilder {
 
     private mutating func readServer(_ node: Node) -> ServerConfig {
         var server = defaultServer()
-        guard let fields = reader.mapping(node, "server", allowed: ["listen", "public_url", "admin_token", "shutdown_grace"]) else { return server }
+        guard let fields = reader.mapping(node, "server", allowed: ["listen", "public_url", "admin_token", "shutdown_grace", "limits", "trust_forwarded_headers"]) else { return server }
+        if let node = fields["trust_forwarded_headers"], let value = reader.bool(node, "server.trust_forwarded_headers") {
+            server.trustForwardedHeaders = value
+        }
+        if let node = fields["limits"], let limits = reader.mapping(node, "server.limits", allowed: ["max_body", "per_client", "per_client_burst", "header_timeout"]) {
+            if let node = limits["max_body"], let text = reader.string(node, "server.limits.max_body") {
+                if let bytes = Self.parseSize(text), bytes > 0 { server.limits.maxBody = bytes } else {
+                    reader.fail(node, "server.limits.max_body must be a size like 64KiB, 1MiB or 65536, not \(reader.shown(node, text))")
+                }
+            }
+            if let node = limits["per_client"], let text = reader.string(node, "server.limits.per_client") {
+                if let rate = Self.parseRate(text) { server.limits.perClient = rate } else {
+                    reader.fail(node, "server.limits.per_client must be a rate like 100/s or 600/m, not \(reader.shown(node, text))")
+                }
+            }
+            if let node = limits["per_client_burst"], let value = reader.int(node, "server.limits.per_client_burst", range: 1...1_000_000) {
+                server.limits.perClientBurst = value
+            }
+            if let node = limits["header_timeout"], let value = reader.duration(node, "server.limits.header_timeout") {
+                server.limits.headerTimeout = value
+            }
+        }
         if let listen = fields["listen"], let text = reader.string(listen, "server.listen") {
             if let (host, port) = Self.parseListen(text) {
                 server.host = host
@@ -157,6 +178,27 @@ struct ConfigBuilder {
             server.shutdownGrace = grace
         }
         return server
+    }
+
+    /// `64KiB`, `1MiB`, `512KB`, `65536`.
+    static func parseSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1024 * 1024), ("KB", 1000), ("MB", 1_000_000), ("B", 1)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            return Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)).map { $0 * scale }
+        }
+        return Int(text)
+    }
+
+    /// `100/s`, `600/m`, `3600/h` as events per second.
+    public static func parseRate(_ text: String) -> Double? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let count = Double(parts[0].trimmingCharacters(in: .whitespaces)), count > 0 else { return nil }
+        switch parts[1].trimmingCharacters(in: .whitespaces) {
+        case "s": return count
+        case "m": return count / 60
+        case "h": return count / 3600
+        default: return nil
+        }
     }
 
     static func parseListen(_ text: String) -> (String, Int)? {

@@ -44,10 +44,26 @@ public struct ServerConfig: Sendable {
     /// Empty or nil: the admin API is off.
     public var adminToken: Secret?
     public var shutdownGrace: Duration
+    public var limits: InboundLimits = InboundLimits()
+    /// Use `X-Forwarded-Proto`/`-Host`/`-For` for signature URLs and client addresses (behind a proxy).
+    public var trustForwardedHeaders: Bool = false
 
     public var isLoopback: Bool {
         ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) || host.hasPrefix("127.")
     }
+}
+
+/// `server.limits`: what one client may send.
+public struct InboundLimits: Sendable, Equatable {
+    /// Bodies larger than this get 413 (checked before the signature).
+    public var maxBody: Int = 64 * 1024
+    /// Requests per second from one client address, and the burst above that rate.
+    public var perClient: Double = 100
+    public var perClientBurst: Int = 200
+    /// A client that has not sent its request headers by then is disconnected.
+    public var headerTimeout: Duration = .seconds(10)
+
+    public init() {}
 }
 
 public enum StorageConfig: Sendable, Equatable {

@@ -15,6 +15,7 @@ struct TwilioInbound: Sendable {
 
     let config: TwilioSourceConfig
     let publicURL: String?
+    let trustForwarded: Bool
     let maxBody: Int
     let ingestor: Ingestor
     let metrics: HeraldMetrics
@@ -66,11 +67,15 @@ struct TwilioInbound: Sendable {
         )
     }
 
-    /// The URL Twilio called: `server.public_url` + path and query as received, or, without a
-    /// public URL, `http://` + the Host header + path and query.
+    /// The URL Twilio called: `server.public_url` + path and query as received; without a public
+    /// URL, the `X-Forwarded-Proto`/`-Host` a trusted proxy set, else `http://` + the Host header.
     func signedURL(_ request: Request) -> String {
         let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         if let publicURL { return publicURL + pathAndQuery }
+        if trustForwarded, let host = request.headers[.xForwardedHost] {
+            let scheme = request.headers[.xForwardedProto]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "https"
+            return scheme + "://" + host + pathAndQuery
+        }
         let host = request.head.authority ?? "localhost"
         return "http://" + host + pathAndQuery
     }

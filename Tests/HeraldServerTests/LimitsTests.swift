@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import HeraldTesting
+import NIOCore
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Inbound limits")
+struct LimitsTests {
+    static func config(_ limits: String, extra: String = "") -> String {
+        """
+        server: { public_url: "\(TestServer.publicURL)", limits: \(limits)\(extra) }
+        sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+        sinks: { inbox: { type: file, path: /dev/null } }
+        routes: [ { deliver: [inbox] } ]
+        """
+    }
+
+    @Test func a65KiBBodyIsRefusedAndStoresNothing() async throws {
+        let server = try await TestServer.start(Self.config("{ max_body: 64KiB }"))
+        let body = String(repeating: "a", count: 65 * 1024)
+        let answer = try await server.request(.POST, "/twilio/sms", headers: [("X-Twilio-Signature", "x")], body: body)
+        #expect(answer.status == 413)
+        let exact = try await server.request(.POST, "/twilio/sms", headers: [("X-Twilio-Signature", "x")], body: String(repeating: "a", count: 64 * 1024))
+        #expect(exact.status == 403, "64 KiB is within the limit; it fails on the signature instead")
+        #expect(try await server.allDeliveries().isEmpty)
+        await server.stop()
+    }
+
+    @Test func aBurstOverThePerClientLimitGets429() async throws {
+        let server = try await TestServer.start(Self.config("{ per_client: 1/s, per_client_burst: 3 }"))
+        var statuses: [Int] = []
+        for i in 0..<5 {
+            statuses.append(try await server.postTwilio(sms(sid: "SMburst\(i)")).status)
+        }
+        #expect(statuses == [200, 200, 200, 429, 429])
+        let limited = try await server.request(.GET, "/healthz")
+        #expect(limited.status == 429, "the limit is per client address, whatever the path")
+        await server.stop()
+    }
+
+    @Test func retryAfterTellsWhen() async throws {
+        let server = try await TestServer.start(Self.config("{ per_client: 1/m, per_client_burst: 1 }"))
+        #expect(try await server.postTwilio(sms(sid: "SMa")).status == 200)
+        var request = HTTPClientRequestBuilder(port: server.port)
+        let (status, retryAfter) = try await request.post("/twilio/sms")
+        #expect(status == 429)
+        #expect(retryAfter.flatMap(Int.init).map { (55...60).contains($0) } == true, "Retry-After \(String(describing: retryAfter))")
+        await server.stop()
+    }
+
+    @Test func aClientTricklingHeadersIsCutOff() async throws {
+        let server = try await TestServer.start(Self.config("{ header_timeout: 1s }"))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let started = ContinuousClock.now
+        var cutOff = false
+        for byte in Array("POST /twilio/sms HTTP/1.1\r\nHost: herald.test\r\nX-Padding: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 100) {
+            var value = byte
+            if send(fd, &value, 1, Int32(MSG_NOSIGNAL)) < 0 { cutOff = true; break }
+            try await Task.sleep(for: .milliseconds(200))
+            // The server closing the connection shows up as end-of-file on a non-blocking read.
+            var buffer = [UInt8](repeating: 0, count: 16)
+            if recv(fd, &buffer, 16, Int32(MSG_DONTWAIT)) == 0 { cutOff = true; break }
+            if ContinuousClock.now - started > .seconds(10) { break }
+        }
+        #expect(cutOff, "the connection stayed open")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await server.stop()
+    }
+
+    @Test func forwardedHeadersAreUsedOnlyWhenTrusted() async throws {
+        for trusted in [true, false] {
+            let server = try await TestServer.start("""
+                server: { trust_forwarded_headers: \(trusted) }
+                sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+                sinks: { inbox: { type: file, path: /dev/null } }
+                routes: [ { deliver: [inbox] } ]
+                """)
+            let parameters = sms(sid: "SMfwd")
+            let signature = TwilioSignature.compute(url: "https://public.example.com/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: TestServer.twilioToken)
+            let answer = try await server.request(.POST, "/twilio/sms", headers: [
+                ("X-Twilio-Signature", signature), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "public.example.com"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ], body: formEncode(parameters))
+            #expect(answer.status == (trusted ? 200 : 403), "trusted: \(trusted)")
+            await server.stop()
+        }
+    }
+}
+
+/// A bare POST that reports the status and `Retry-After`.
+struct HTTPClientRequestBuilder {
+    let port: Int
+
+    mutating func post(_ path: String) async throws -> (Int, String?) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        return (Int(response.status.code), response.headers.first(name: "Retry-After"))
+    }
+}
