@@ -39,7 +39,8 @@ public struct HeraldRuntime: Sendable {
             let settings = config.sink(named: sink.name)
             return Dispatcher.Lane(
                 sink: sink, retry: settings?.retry ?? config.defaults.retry,
-                concurrency: settings?.concurrency ?? 4, timeout: settings?.timeout ?? .seconds(10)
+                concurrency: settings?.concurrency ?? 4, timeout: settings?.timeout ?? .seconds(10),
+                rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1
             )
         }
         self.dispatcher = Dispatcher(

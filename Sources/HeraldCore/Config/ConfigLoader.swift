@@ -368,9 +368,14 @@ struct ConfigBuilder {
         }
         let retry = fields["retry"].map { readRetry($0, "\(path).retry", base: defaults.retry) } ?? defaults.retry
         let concurrency = fields["concurrency"].flatMap { reader.int($0, "\(path).concurrency", range: 1...256) } ?? 4
-        if let node = fields["rate_limit"] ?? fields["burst"] {
-            reader.fail(node, "\(path): rate_limit and burst are not supported yet")
+        var rateLimit: Double? = kind == .slack ? 1 : nil
+        var burst = kind == .slack ? 5 : 1
+        if let node = fields["rate_limit"], let text = reader.string(node, "\(path).rate_limit") {
+            if let rate = Self.parseRate(text) { rateLimit = rate } else {
+                reader.fail(node, "\(path).rate_limit must be a rate like 1/s or 30/m, not \(reader.shown(node, text))")
+            }
         }
+        if let node = fields["burst"], let value = reader.int(node, "\(path).burst", range: 1...10_000) { burst = value }
 
         let settings: SinkSettings?
         switch kind {
@@ -388,7 +393,7 @@ struct ConfigBuilder {
         }
         guard let settings else { return nil }
         return SinkConfig(
-            name: name, kind: kind, timeout: timeout, retry: retry, concurrency: concurrency,
+            name: name, kind: kind, timeout: timeout, retry: retry, concurrency: concurrency, rateLimit: rateLimit, burst: burst,
             optional: optional, disabledReason: disabledReason, settings: settings
         )
     }

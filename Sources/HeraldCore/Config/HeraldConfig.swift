@@ -109,6 +109,9 @@ public struct SinkConfig: Sendable {
     public var retry: RetryPolicy
     /// How many deliveries to this sink may be under way at once.
     public var concurrency: Int
+    /// Deliveries per second (nil: no limit) and the burst above it. Slack sinks default to 1/s, burst 5.
+    public var rateLimit: Double?
+    public var burst: Int
     public var optional: Bool
     /// Why this sink is off (an optional sink with an unset secret); nil when it delivers.
     public var disabledReason: String?

@@ -17,12 +17,46 @@ public final class Dispatcher: Service, Sendable {
         public var retry: RetryPolicy
         public var concurrency: Int
         public var timeout: Duration
+        /// Attempts per second (nil: as fast as the concurrency allows) and the burst above it.
+        public var rateLimit: Double?
+        public var burst: Int
 
-        public init(sink: any Sink, retry: RetryPolicy, concurrency: Int, timeout: Duration) {
+        public init(sink: any Sink, retry: RetryPolicy, concurrency: Int, timeout: Duration, rateLimit: Double? = nil, burst: Int = 1) {
             self.sink = sink
             self.retry = retry
             self.concurrency = max(1, concurrency)
             self.timeout = timeout
+            self.rateLimit = rateLimit
+            self.burst = max(1, burst)
+        }
+    }
+
+    /// A lane's pace: its token bucket, and a pause when the receiver asked to wait (429 with
+    /// `Retry-After`), which holds back every later delivery to that sink, not only the retried one.
+    final class Pacer: Sendable {
+        struct State {
+            var bucket: TokenBucket?
+            var pausedUntil: Date?
+        }
+        let state: Mutex<State>
+
+        init(rate: Double?, burst: Int, now: Date) {
+            state = Mutex(State(bucket: rate.map { TokenBucket(rate: $0, burst: burst, now: now) }))
+        }
+
+        /// When the next attempt may start (nil: now), taking its token.
+        func nextStart(now: Date) -> Date? {
+            state.withLock { state in
+                if let paused = state.pausedUntil, paused > now { return paused }
+                guard var bucket = state.bucket else { return nil }
+                let wait = bucket.take(now: now)
+                state.bucket = bucket
+                return wait.map { now.adding($0) }
+            }
+        }
+
+        func pause(until date: Date) {
+            state.withLock { $0.pausedUntil = max($0.pausedUntil ?? date, date) }
         }
     }
 
@@ -35,6 +69,7 @@ public final class Dispatcher: Service, Sendable {
 
     private struct LaneQueue: Sendable {
         var lane: Lane
+        var pacer: Pacer
         var stream: AsyncStream<LaneItem>
         var continuation: AsyncStream<LaneItem>.Continuation
     }
@@ -76,7 +111,9 @@ public final class Dispatcher: Service, Sendable {
         var queues: [String: LaneQueue] = [:]
         for lane in lanes {
             let (stream, continuation) = AsyncStream<LaneItem>.makeStream()
-            queues[lane.sink.name] = LaneQueue(lane: lane, stream: stream, continuation: continuation)
+            queues[lane.sink.name] = LaneQueue(
+                lane: lane, pacer: Pacer(rate: lane.rateLimit, burst: lane.burst, now: clock.now()), stream: stream, continuation: continuation
+            )
         }
         self.lanes = queues
     }
@@ -231,10 +268,15 @@ public final class Dispatcher: Service, Sendable {
                     _ = await group.next()
                     running -= 1
                 }
+                // Wait for the sink's rate limit or pause: deliveries wait their turn, never fail for it.
+                while let start = queue.pacer.nextStart(now: clock.now()), !isStopping {
+                    do { try await clock.sleep(until: start) } catch { break }
+                }
+                if isStopping { break }
                 group.addTask {
                     switch item {
-                    case .scheduled(let scheduled): await self.attempt(scheduled, lane: queue.lane)
-                    case .claimed(let claimed): await self.attemptClaimed(claimed, lane: queue.lane)
+                    case .scheduled(let scheduled): await self.attempt(scheduled, lane: queue.lane, pacer: queue.pacer)
+                    case .claimed(let claimed): await self.attemptClaimed(claimed, lane: queue.lane, pacer: queue.pacer)
                     }
                     return false
                 }
@@ -262,7 +304,7 @@ public final class Dispatcher: Service, Sendable {
     /// Ids the dispatcher holds right now (in the timetable or a lane queue).
     public var scheduledCount: Int { state.withLock { $0.known.count } }
 
-    private func attempt(_ item: ScheduledDelivery, lane: Lane) async {
+    private func attempt(_ item: ScheduledDelivery, lane: Lane, pacer: Pacer) async {
         // From here on the store says what happens to it; a later schedule() may queue it again.
         _ = state.withLock { $0.known.remove(item.id) }
         let metadata: Logger.Metadata = ["delivery.id": "\(item.id)", "sink.name": "\(lane.sink.name)"]
@@ -283,13 +325,13 @@ public final class Dispatcher: Service, Sendable {
             logger.error("could not claim delivery; it stays pending", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
-        await perform(claimed, lane: lane)
+        await perform(claimed, lane: lane, pacer: pacer)
     }
 
     /// A fresh delivery that arrived claimed. If it waited in the lane so long that its lease is
     /// nearly over, it is left alone: the maintenance sweep returns it to pending when the lease
     /// ends, and no two workers ever hold it at once.
-    private func attemptClaimed(_ claimed: ClaimedDelivery, lane: Lane) async {
+    private func attemptClaimed(_ claimed: ClaimedDelivery, lane: Lane, pacer: Pacer) async {
         let now = clock.now()
         let delivery = claimed.delivery
         guard let leaseUntil = delivery.leaseUntil, now.adding(.seconds(5)) < leaseUntil else {
@@ -303,11 +345,11 @@ public final class Dispatcher: Service, Sendable {
             logger.notice("delivery expired before it could be sent", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"])
             return
         }
-        await perform(claimed, lane: lane)
+        await perform(claimed, lane: lane, pacer: pacer)
     }
 
     /// One attempt on a claimed delivery, and its result written back (fenced by the attempt number).
-    private func perform(_ claimed: ClaimedDelivery, lane: Lane) async {
+    private func perform(_ claimed: ClaimedDelivery, lane: Lane, pacer: Pacer) async {
         let delivery = claimed.delivery
         var metadata: Logger.Metadata = ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"]
         metadata["event.id"] = "\(delivery.eventID)"
@@ -334,6 +376,7 @@ public final class Dispatcher: Service, Sendable {
             error = reason
         case .retry(let after, let reason):
             error = reason
+            if let after { pacer.pause(until: finished.adding(after)) }
             switch lane.retry.decide(afterAttempt: delivery.attempts, retryAfter: after, now: finished, expiresAt: delivery.expiresAt, random: random) {
             case .retry(let at):
                 next = .pending
