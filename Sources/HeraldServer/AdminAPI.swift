@@ -19,6 +19,20 @@ struct AdminAPI: Sendable {
         group.get("events/{id}") { request, context in try await self.showEvent(request, id: context.parameters.require("id")) }
         group.get("deliveries") { request, _ in try await self.listDeliveries(request) }
         group.post("deliveries/{id}/retry") { request, context in try await self.retry(request, id: context.parameters.require("id")) }
+        group.post("reload") { request, _ in try self.reload(request) }
+    }
+
+    /// `POST /admin/reload`: 200 with the warnings, or 400 with every problem (file:line:column);
+    /// a bad file leaves the running configuration as it was.
+    private func reload(_ request: Request) throws -> Response {
+        try authorize(request)
+        do {
+            let warnings = try runtime.reload()
+            return try json(["reloaded": true, "warnings": warnings])
+        } catch let errors as ConfigErrors {
+            let body = try JSONSerialization.data(withJSONObject: ["reloaded": false, "errors": errors.errors.map(\.description)], options: [.sortedKeys, .withoutEscapingSlashes])
+            return Response(status: .badRequest, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
     }
 
     private func authorize(_ request: Request) throws {
@@ -61,7 +75,7 @@ struct AdminAPI: Sendable {
     private func retry(_ request: Request, id: String) async throws -> Response {
         try authorize(request)
         let now = runtime.clock.now()
-        guard let delivery = try await runtime.store.retry(deliveryID: id, now: now, expiresAt: now.adding(runtime.config.defaults.expireAfter)) else {
+        guard let delivery = try await runtime.store.retry(deliveryID: id, now: now, expiresAt: now.adding(runtime.live.current.defaults.expireAfter)) else {
             throw try await runtime.store.delivery(id: id) != nil
                 ? HTTPError(.conflict, message: "delivery \(id) is neither failed nor expired")
                 : HTTPError(.notFound, message: "no delivery \(id)")

@@ -77,7 +77,7 @@ public func buildApplication(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
-        services: [runtime.dispatcher, runtime.maintenance],
+        services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, ReloadOnHangup(runtime: runtime)],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? config.server.port
             logger.info("listening", metadata: ["server.address": "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"])
@@ -89,5 +89,5 @@ public func buildApplication(
 
 /// Builds the runtime from a configuration and then the application.
 public func buildApplication(config: HeraldConfig, logger: Logger) throws -> some ApplicationProtocol {
-    buildApplication(runtime: try HeraldRuntime(config: config, logger: logger))
+    buildApplication(runtime: try HeraldRuntime(config: config, logger: logger, configPath: config.file))
 }

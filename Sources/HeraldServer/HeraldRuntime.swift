@@ -1,13 +1,16 @@
 import AsyncHTTPClient
+import Foundation
 import HeraldCore
 import HeraldSQLite
 import HeraldSinks
 import Logging
 import Prometheus
+import Synchronization
 
 /// Everything a running Herald is made of, built from one configuration: the store, the sinks,
 /// the dispatcher and the ingest path. Tests build one with fakes and a manual clock.
 public struct HeraldRuntime: Sendable {
+    /// The configuration the server started with (listen address, sources, storage).
     public let config: HeraldConfig
     public let store: any OutboxStore
     public let dispatcher: Dispatcher
@@ -18,24 +21,54 @@ public struct HeraldRuntime: Sendable {
     /// This runtime's metrics, served at `/metrics`.
     public let metricsRegistry: PrometheusCollectorRegistry
     public let metrics: HeraldMetrics
+    /// Where a reload reads the configuration from (nil: reload is not possible).
+    public let configPath: String?
+    let environment: @Sendable () -> [String: String]
+    let httpClient: HTTPClient
+    /// The configuration in force now (routes, sinks, defaults), after any reload.
+    public let live: LiveConfig
+
+    public final class LiveConfig: Sendable {
+        let state: Mutex<HeraldConfig>
+        init(_ config: HeraldConfig) { state = Mutex(config) }
+        public var current: HeraldConfig { state.withLock { $0 } }
+    }
 
     /// - Parameters:
     ///   - sinks: replaces the sinks the configuration describes (tests); by default they are built
     ///     from the configuration.
+    ///   - configPath: the file `reload()` reads again.
     public init(
         config: HeraldConfig, store: (any OutboxStore)? = nil, sinks: [any Sink]? = nil,
-        clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = SinkHTTPClient.shared, logger: Logger
+        clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = SinkHTTPClient.shared, logger: Logger,
+        configPath: String? = nil, environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
     ) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
+        self.configPath = configPath
+        self.environment = environment
+        self.httpClient = httpClient
+        self.live = LiveConfig(config)
         let registry = PrometheusCollectorRegistry()
         self.metricsRegistry = registry
         self.metrics = HeraldMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let store = try store ?? Self.makeStore(config.storage)
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
-        let lanes = sinks.map { sink in
+        self.dispatcher = Dispatcher(
+            store: store, lanes: Self.lanes(config, sinks), clock: clock, logger: logger,
+            logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace, metrics: metrics
+        )
+        self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
+        self.ingestor = Ingestor(
+            router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
+            clock: clock, logger: logger, logBodies: config.logBodies
+        )
+    }
+
+    static func lanes(_ config: HeraldConfig, _ sinks: [any Sink]) -> [Dispatcher.Lane] {
+        sinks.map { sink in
             let settings = config.sink(named: sink.name)
             return Dispatcher.Lane(
                 sink: sink, retry: settings?.retry ?? config.defaults.retry,
@@ -43,20 +76,53 @@ public struct HeraldRuntime: Sendable {
                 rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1
             )
         }
-        self.dispatcher = Dispatcher(
-            store: store, lanes: lanes, clock: clock, logger: logger,
-            logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace, metrics: metrics
-        )
-        self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
+    }
+
+    static func sinkInfos(_ config: HeraldConfig, _ sinks: [any Sink]) -> [String: Ingestor.SinkInfo] {
         var infos: [String: Ingestor.SinkInfo] = [:]
         for sink in sinks { infos[sink.name] = Ingestor.SinkInfo(recipients: sink.recipients) }
         for sink in config.sinks where infos[sink.name] == nil {
             infos[sink.name] = Ingestor.SinkInfo(disabledReason: sink.disabledReason ?? "not available")
         }
-        self.ingestor = Ingestor(
-            router: Router(config: config), store: store, dispatcher: dispatcher, sinks: infos,
-            clock: clock, logger: logger, logBodies: config.logBodies
-        )
+        return infos
+    }
+
+    /// Reads the configuration file again and, only if it is valid, applies its routes, sinks and
+    /// defaults: the next message uses them, pending deliveries to a changed sink use its new
+    /// settings, and those to a removed sink fail with "sink removed". Changes to `server`,
+    /// `sources` or `storage` need a restart and are reported as warnings. A bad file changes
+    /// nothing and throws `ConfigErrors` (with file, line and column).
+    @discardableResult
+    public func reload() throws -> [String] {
+        guard let configPath else { throw ConfigErrors([ConfigError(file: "-", line: 1, column: 1, message: "this server was not started from a file")]) }
+        let new: HeraldConfig
+        do {
+            new = try ConfigLoader.load(path: configPath, environment: environment())
+        } catch {
+            metrics.reload(success: false, at: clock.now())
+            logger.error("configuration reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
+            throw error
+        }
+        let sinks = SinkFactory.makeSinks(new, client: httpClient)
+        dispatcher.reconfigure(Self.lanes(new, sinks))
+        ingestor.table.update(router: Router(config: new), sinks: Self.sinkInfos(new, sinks))
+        live.state.withLock { $0 = new }
+        var warnings = new.warnings
+        if new.server.host != config.server.host || new.server.port != config.server.port || new.server.publicURL != config.server.publicURL
+            || new.server.limits != config.server.limits {
+            warnings.append("changes under `server` take effect at the next restart")
+        }
+        if new.storage != config.storage { warnings.append("a change of `storage` takes effect at the next restart") }
+        if new.sources.twilio?.path != config.sources.twilio?.path || new.sources.twilio?.authToken != config.sources.twilio?.authToken
+            || new.sources.http?.path != config.sources.http?.path || new.sources.http?.token != config.sources.http?.token {
+            warnings.append("changes under `sources` take effect at the next restart")
+        }
+        metrics.reload(success: true, at: clock.now())
+        logger.notice("configuration reloaded", metadata: [
+            "config.routes": "\(new.routes.count)", "config.sinks": "\(sinks.count)", "config.warnings": "\(warnings.count)",
+        ])
+        for warning in warnings { logger.warning("\(warning)") }
+        return warnings
     }
 
     /// Opens the configured store. A SQLite database that is not Herald's is refused untouched.

@@ -73,7 +73,7 @@ struct Serve: AsyncParsableCommand {
         }
         let runtime: HeraldRuntime
         do {
-            runtime = try HeraldRuntime(config: config, logger: logger)
+            runtime = try HeraldRuntime(config: config, logger: logger, configPath: options.path)
         } catch {
             printError("herald: \(error)")
             throw ExitCode(1)

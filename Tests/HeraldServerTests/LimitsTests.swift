@@ -33,7 +33,7 @@ struct LimitsTests {
     }
 
     @Test func aBurstOverThePerClientLimitGets429() async throws {
-        let server = try await TestServer.start(Self.config("{ per_client: 1/s, per_client_burst: 3 }"))
+        let server = try await TestServer.start(Self.config("{ per_client: 1/m, per_client_burst: 3 }"))
         var statuses: [Int] = []
         for i in 0..<5 {
             statuses.append(try await server.postTwilio(sms(sid: "SMburst\(i)")).status)

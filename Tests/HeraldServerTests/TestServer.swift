@@ -21,13 +21,15 @@ struct TestServer {
     var store: any OutboxStore { runtime.store }
 
     /// `yaml` is a full configuration; `listen` is forced to a free loopback port.
-    static func start(_ yaml: String, env: [String: String] = [:], store: (any OutboxStore)? = nil, logger: Logger? = nil) async throws -> TestServer {
-        var config = try ConfigLoader.parse(yaml, environment: env)
+    static func start(_ yaml: String, env: [String: String] = [:], store: (any OutboxStore)? = nil, logger: Logger? = nil,
+                      configPath: String? = nil) async throws -> TestServer {
+        if let configPath { try yaml.write(toFile: configPath, atomically: true, encoding: .utf8) }
+        var config = try ConfigLoader.parse(yaml, file: configPath ?? "channels.yaml", environment: env)
         config.server.port = 0
         // Tests keep everything in memory unless they name a store.
         if !yaml.contains("storage:") { config.storage = .memory }
         let logger = logger ?? Logger(label: "herald-test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let runtime = try HeraldRuntime(config: config, store: store, logger: logger)
+        let runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: configPath, environment: { env })
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = buildApplication(runtime: runtime) { _, port in
             continuation.yield(port)

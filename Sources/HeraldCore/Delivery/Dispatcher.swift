@@ -88,7 +88,10 @@ public final class Dispatcher: Service, Sendable {
 
     private let store: any OutboxStore
     private let clock: any HeraldClock
-    private let lanes: [String: LaneQueue]
+    /// The lanes by sink name; replaced on reload.
+    private let lanes: Mutex<[String: LaneQueue]>
+    /// Lanes added by a reload, picked up by `run()`.
+    private let additions: (stream: AsyncStream<LaneQueue>, continuation: AsyncStream<LaneQueue>.Continuation)
     private let logger: Logger
     private let logBodies: Bool
     private let shutdownGrace: Duration
@@ -115,7 +118,8 @@ public final class Dispatcher: Service, Sendable {
                 lane: lane, pacer: Pacer(rate: lane.rateLimit, burst: lane.burst, now: clock.now()), stream: stream, continuation: continuation
             )
         }
-        self.lanes = queues
+        self.lanes = Mutex(queues)
+        self.additions = AsyncStream<LaneQueue>.makeStream()
     }
 
     // MARK: Scheduling
@@ -146,18 +150,18 @@ public final class Dispatcher: Service, Sendable {
 
     /// How long a claim on a delivery to `sink` lasts: longer than any attempt can take.
     public func lease(forSink sink: String) -> Duration {
-        max(Duration.seconds(30), (lanes[sink]?.lane.timeout ?? .seconds(10)) + .seconds(5))
+        max(Duration.seconds(30), (lanes.withLock { $0[sink] }?.lane.timeout ?? .seconds(10)) + .seconds(5))
     }
 
     /// The fast path: fresh deliveries, stored in flight with their event, go straight to their lanes.
     public func dispatch(_ claimed: [ClaimedDelivery]) {
         for item in claimed {
-            lanes[item.delivery.sink]?.continuation.yield(.claimed(item))
+            lanes.withLock { $0[item.delivery.sink] }?.continuation.yield(.claimed(item))
         }
     }
 
     private func send(_ item: ScheduledDelivery) {
-        if let queue = lanes[item.sink] {
+        if let queue = lanes.withLock({ $0[item.sink] }) {
             queue.continuation.yield(.scheduled(item))
         } else {
             // The sink is gone from the configuration: the delivery can never be made.
@@ -176,10 +180,14 @@ public final class Dispatcher: Service, Sendable {
         state.withLock { $0.recovered = true }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                for queue in lanes.values {
+                for queue in lanes.withLock({ Array($0.values) }) {
                     group.addTask { await self.runLane(queue) }
                 }
                 group.addTask { await self.runScheduler() }
+                // Lanes for sinks a reload added; this ends when the dispatcher stops.
+                for await queue in additions.stream {
+                    group.addTask { await self.runLane(queue) }
+                }
             }
         } onGracefulShutdown: {
             self.stop()
@@ -190,7 +198,8 @@ public final class Dispatcher: Service, Sendable {
     /// started stays pending in the store for the next start.
     public func stop() {
         state.withLock { $0.stopping = true }
-        for queue in lanes.values { queue.continuation.finish() }
+        for queue in lanes.withLock({ Array($0.values) }) { queue.continuation.finish() }
+        additions.continuation.finish()
         wake()
     }
 
@@ -264,6 +273,11 @@ public final class Dispatcher: Service, Sendable {
             var running = 0
             for await item in queue.stream {
                 if isStopping { break }
+                // A reload may have changed the sink's settings, or removed it.
+                guard let queue = lanes.withLock({ $0[queue.lane.sink.name] }) else {
+                    await failRemoved(item)
+                    continue
+                }
                 if running >= queue.lane.concurrency {
                     _ = await group.next()
                     running -= 1
@@ -439,6 +453,54 @@ public final class Dispatcher: Service, Sendable {
             result = result.replacingOccurrences(of: number, with: PhoneNumber.masked(number))
         }
         return result
+    }
+
+    // MARK: Reload
+
+    /// Applies a new set of sinks: changed sinks use their new settings from their next attempt,
+    /// new sinks get a lane, and deliveries for removed sinks fail with "sink removed" when they
+    /// come up.
+    public func reconfigure(_ newLanes: [Lane]) {
+        let now = clock.now()
+        var added: [LaneQueue] = []
+        var removed: [LaneQueue] = []
+        lanes.withLock { current in
+            let names = Set(newLanes.map(\.sink.name))
+            for (name, queue) in current where !names.contains(name) {
+                removed.append(queue)
+                current[name] = nil
+            }
+            for lane in newLanes {
+                if var queue = current[lane.sink.name] {
+                    if queue.lane.rateLimit != lane.rateLimit || queue.lane.burst != lane.burst {
+                        queue.pacer = Pacer(rate: lane.rateLimit, burst: lane.burst, now: now)
+                    }
+                    queue.lane = lane
+                    current[lane.sink.name] = queue
+                } else {
+                    let (stream, continuation) = AsyncStream<LaneItem>.makeStream()
+                    let queue = LaneQueue(lane: lane, pacer: Pacer(rate: lane.rateLimit, burst: lane.burst, now: now), stream: stream, continuation: continuation)
+                    current[lane.sink.name] = queue
+                    added.append(queue)
+                }
+            }
+        }
+        // The removed lanes drain what they hold, failing each item; then they end.
+        for queue in removed { queue.continuation.finish() }
+        for queue in added { additions.continuation.yield(queue) }
+    }
+
+    private func failRemoved(_ item: LaneItem) async {
+        switch item {
+        case .scheduled(let scheduled):
+            await failOrphan(scheduled)
+        case .claimed(let claimed):
+            let now = clock.now()
+            let delivery = claimed.delivery
+            let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero, outcome: "permanent", detail: "sink removed")
+            _ = try? await store.complete(record, next: .failed, nextAttemptAt: nil, error: "sink removed: '\(delivery.sink)' is no longer configured", now: now)
+            metrics.delivery(sink: delivery.sink, outcome: .failed)
+        }
     }
 
     private func failOrphan(_ item: ScheduledDelivery) async {

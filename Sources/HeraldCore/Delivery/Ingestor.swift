@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The webhook path: route the message, write the event and its deliveries in one store write,
 /// then hand the deliveries to the dispatcher. No network call and no timer on the way.
@@ -22,10 +23,24 @@ public struct Ingestor: Sendable {
         public var deliveries: [Delivery]
     }
 
-    let router: Router
+    /// The routes and sinks in force; a reload swaps them between two messages.
+    public final class Table: Sendable {
+        let state: Mutex<(router: Router, sinks: [String: SinkInfo])>
+
+        init(router: Router, sinks: [String: SinkInfo]) {
+            state = Mutex((router, sinks))
+        }
+
+        public func update(router: Router, sinks: [String: SinkInfo]) {
+            state.withLock { $0 = (router, sinks) }
+        }
+
+        var current: (router: Router, sinks: [String: SinkInfo]) { state.withLock { $0 } }
+    }
+
+    public let table: Table
     let store: any OutboxStore
     let dispatcher: Dispatcher?
-    let sinks: [String: SinkInfo]
     let clock: any HeraldClock
     let logger: Logger
     let logBodies: Bool
@@ -34,10 +49,9 @@ public struct Ingestor: Sendable {
         router: Router, store: any OutboxStore, dispatcher: Dispatcher?, sinks: [String: SinkInfo],
         clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false
     ) {
-        self.router = router
+        self.table = Table(router: router, sinks: sinks)
         self.store = store
         self.dispatcher = dispatcher
-        self.sinks = sinks
         self.clock = clock
         self.logger = logger
         self.logBodies = logBodies
@@ -47,13 +61,14 @@ public struct Ingestor: Sendable {
         let now = clock.now()
         // A sender's clock may run ahead; never date an event in the future.
         let receivedAt = min(message.receivedAt ?? now, now)
+        let (router, sinks) = table.current
         let decision = router.route(source: message.source, from: message.from, to: message.to, body: message.body)
         let event = Event(
             id: Identifier.make("evt", at: now), source: message.source, sourceID: message.sourceID,
             from: message.from, to: message.to, body: message.body, otp: decision.otp,
             app: decision.app, route: decision.route, receivedAt: receivedAt, media: message.media
         )
-        var deliveries = makeDeliveries(for: event, decision: decision, now: now)
+        var deliveries = makeDeliveries(for: event, decision: decision, sinks: sinks, now: now)
         // Fast path: store fresh deliveries already claimed, so their first attempt starts without
         // another write. Before the dispatcher's start-up recovery they are stored pending instead.
         let claimNow = dispatcher?.acceptsClaimedDeliveries == true
@@ -90,7 +105,7 @@ public struct Ingestor: Sendable {
         return Result(eventID: event.id, duplicate: false, decision: decision, deliveries: deliveries)
     }
 
-    func makeDeliveries(for event: Event, decision: RoutingDecision, now: Date) -> [Delivery] {
+    func makeDeliveries(for event: Event, decision: RoutingDecision, sinks: [String: SinkInfo], now: Date) -> [Delivery] {
         var deliveries: [Delivery] = []
         for target in decision.targets {
             let info = sinks[target.sink] ?? SinkInfo(disabledReason: "not configured")

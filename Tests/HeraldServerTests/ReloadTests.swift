@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import HeraldTesting
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@Suite("Reload")
+struct ReloadTests {
+    static func yaml(_ receiver: FakeReceiver, routes: String, extraSinks: String = "") -> String {
+        """
+        server: { public_url: "\(TestServer.publicURL)", admin_token: admin-token }
+        sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+        defaults: { retry: { max_attempts: 50, initial_backoff: 200ms, max_backoff: 200ms } }
+        sinks:
+          first: { type: http, url: "\(receiver.url("/first"))" }
+          second: { type: http, url: "\(receiver.url("/second"))" }
+        \(extraSinks)
+        routes:
+        \(routes)
+        """
+    }
+
+    static let auth = [("Authorization", "Bearer admin-token")]
+
+    @Test func aGoodFileIsAppliedABadOneRefused() async throws {
+        let receiver = try await FakeReceiver.start()
+        let path = try HeraldProcess.tempFolder().appendingPathComponent("channels.yaml").path
+        let server = try await TestServer.start(Self.yaml(receiver, routes: "  - { name: one, deliver: [first] }"), configPath: path)
+        #expect(try await server.postTwilio(sms("code 111111", sid: "SMr1")).status == 200)
+        #expect(await receiver.waitForRequests(1).map(\.path) == ["/first"])
+
+        // A new route takes effect for the next webhook.
+        try Self.yaml(receiver, routes: "  - { name: two, deliver: [second] }").write(toFile: path, atomically: true, encoding: .utf8)
+        let reloaded = try await server.request(.POST, "/admin/reload", headers: Self.auth)
+        #expect(reloaded.status == 200, "\(reloaded.body)")
+        #expect(try await server.postTwilio(sms("code 222222", sid: "SMr2")).status == 200)
+        #expect(await receiver.waitForRequests(2).map(\.path) == ["/first", "/second"])
+
+        // A bad file is refused with its place; the old configuration keeps serving.
+        try (Self.yaml(receiver, routes: "  - { name: three, deliver: [nowhere] }")).write(toFile: path, atomically: true, encoding: .utf8)
+        let refused = try await server.request(.POST, "/admin/reload", headers: Self.auth)
+        #expect(refused.status == 400)
+        #expect(refused.body.contains("\(path):9:30: route 'three' delivers to unknown sink 'nowhere'"), "\(refused.body)")
+        #expect(try await server.postTwilio(sms("code 333333", sid: "SMr3")).status == 200)
+        #expect(await receiver.waitForRequests(3).map(\.path) == ["/first", "/second", "/second"])
+        let metrics = try await server.request(.GET, "/metrics")
+        #expect(metrics.body.contains("herald_config_reload_success 0"))
+        #expect(try await server.request(.POST, "/admin/reload").status == 401)
+        await server.stop()
+        await receiver.stop()
+    }
+
+    @Test func pendingDeliveriesForARemovedSinkFail() async throws {
+        let receiver = try await FakeReceiver.start()
+        let down = try await FakeReceiver.start(fallback: .status(503, "down"))
+        let path = try HeraldProcess.tempFolder().appendingPathComponent("channels.yaml").path
+        let server = try await TestServer.start(
+            Self.yaml(receiver, routes: "  - { deliver: [doomed] }", extraSinks: "  doomed: { type: http, url: \"\(down.url("/d"))\" }"), configPath: path)
+        #expect(try await server.postTwilio(sms(sid: "SMdoomed")).status == 200)
+        await down.waitForRequests(1)
+        try Self.yaml(receiver, routes: "  - { deliver: [first] }").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await server.request(.POST, "/admin/reload", headers: Self.auth).status == 200)
+        _ = await eventually { (try? await server.allDeliveries().first?.state) == .failed }
+        let delivery = try #require(try await server.allDeliveries().first)
+        #expect(delivery.state == .failed)
+        #expect(delivery.lastError == "sink removed: 'doomed' is no longer configured")
+        await server.stop()
+        await receiver.stop()
+        await down.stop()
+    }
+}
+
+@Suite("Reload (the herald binary)")
+struct ReloadBinaryTests {
+    @Test func sighupReloads() async throws {
+        let folder = try HeraldProcess.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func write(_ sink: String) throws {
+            try """
+                server: { listen: "127.0.0.1:0", public_url: "http://herald.test" }
+                storage: memory
+                sources: { twilio: { auth_token: hup-token } }
+                sinks:
+                  a: { type: file, path: a.jsonl }
+                  b: { type: file, path: b.jsonl }
+                routes:
+                  - deliver: [\(sink)]
+                """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        }
+        try write("a")
+        let herald = try HeraldProcess(["serve"], directory: folder)
+        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+        func post(_ sid: String) async throws -> Int {
+            let parameters = [("MessageSid", sid), ("From", "+15551234567"), ("Body", "code 123456")]
+            let signature = TwilioSignature.compute(url: "http://herald.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: "hup-token")
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
+            request.method = .POST
+            request.headers.add(name: "X-Twilio-Signature", value: signature)
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: formEncode(parameters)))
+            return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status.code)
+        }
+        #expect(try await post("SMhup1") == 200)
+        #expect(await eventually { FileManager.default.fileExists(atPath: folder.appendingPathComponent("a.jsonl").path) })
+        try write("b")
+        herald.signal(SIGHUP)
+        #expect(await eventually { herald.text.contains("configuration reloaded") }, "\(herald.text)")
+        #expect(try await post("SMhup2") == 200)
+        #expect(await eventually { FileManager.default.fileExists(atPath: folder.appendingPathComponent("b.jsonl").path) })
+        herald.signal(SIGTERM)
+        #expect(await herald.wait() == 0)
+    }
+}
