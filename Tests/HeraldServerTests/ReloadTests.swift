@@ -72,6 +72,36 @@ struct ReloadTests {
     }
 }
 
+extension ReloadTests {
+    @Test func aChangedSinksPendingDeliveriesUseItsNewSettings() async throws {
+        let old = try await FakeReceiver.start(fallback: .status(503, "moving"))
+        let new = try await FakeReceiver.start()
+        let path = try HeraldProcess.tempFolder().appendingPathComponent("channels.yaml").path
+        func yaml(_ url: String) -> String {
+            """
+            server: { public_url: "\(TestServer.publicURL)", admin_token: admin-token }
+            sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+            defaults: { retry: { max_attempts: 50, initial_backoff: 200ms, max_backoff: 200ms } }
+            sinks:
+              hook: { type: http, url: "\(url)" }
+            routes:
+              - deliver: [hook]
+            """
+        }
+        let server = try await TestServer.start(yaml(old.url("/old")), configPath: path)
+        #expect(try await server.postTwilio(sms(sid: "SMmove")).status == 200)
+        await old.waitForRequests(1)
+        try yaml(new.url("/new")).write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await server.request(.POST, "/admin/reload", headers: Self.auth).status == 200)
+        _ = await eventually { (try? await server.allDeliveries().first?.state) == .delivered }
+        #expect(try await server.allDeliveries().first?.state == .delivered)
+        #expect(new.requests.map(\.path) == ["/new"], "the retry went to the new URL")
+        await server.stop()
+        await old.stop()
+        await new.stop()
+    }
+}
+
 @Suite("Reload (the herald binary)")
 struct ReloadBinaryTests {
     @Test func sighupReloads() async throws {
