@@ -28,18 +28,6 @@ struct DurabilityTests {
             """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
     }
 
-    static let handedOut = Mutex<Set<Int>>([])
-
-    /// A port with nothing listening: a receiver started and stopped. Never the same port twice in
-    /// one test run, since the kernel may give a just-closed port to the next caller.
-    static func closedPort() async throws -> Int {
-        while true {
-            let receiver = try await FakeReceiver.start()
-            await receiver.stop()
-            if handedOut.withLock({ $0.insert(receiver.port).inserted }) { return receiver.port }
-        }
-    }
-
     static func post(_ port: Int, sid: String, body: String = "Your code is 123456") async throws -> Int {
         let parameters = [("MessageSid", sid), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", body)]
         let signature = TwilioSignature.compute(url: "http://herald.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: token)
@@ -71,7 +59,7 @@ struct DurabilityTests {
     @Test func killNineLosesNothing() async throws {
         let folder = try HeraldProcess.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let sinkPort = try await Self.closedPort()
+        let sinkPort = try await freeLoopbackPort()
         try Self.writeConfig(folder, sinkPort: sinkPort)
 
         let first = try HeraldProcess(["serve"], directory: folder)
@@ -115,7 +103,7 @@ struct DurabilityTests {
     @Test func aSinkDownLongerThanTheCodeLivesExpiresAndSendsNothingLate() async throws {
         let folder = try HeraldProcess.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let sinkPort = try await Self.closedPort()
+        let sinkPort = try await freeLoopbackPort()
         try Self.writeConfig(folder, sinkPort: sinkPort, expireAfter: "1s")
         let herald = try HeraldProcess(["serve"], directory: folder)
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
@@ -179,7 +167,7 @@ struct DurabilityTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let sink = try await FakeReceiver.start(script: [.status(400, "bad"), .status(400, "bad")])
         // A fixed port, so that the command line can find the running server.
-        try Self.writeConfig(folder, sinkPort: sink.port, admin: "admin-secret", listenPort: try await Self.closedPort())
+        try Self.writeConfig(folder, sinkPort: sink.port, admin: "admin-secret", listenPort: try await freeLoopbackPort())
         let herald = try HeraldProcess(["serve"], directory: folder)
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
         #expect(try await Self.post(port, sid: "SMcli") == 200)

@@ -20,8 +20,8 @@ struct EmailSinkTests {
 
         static func start(auth: String? = nil, starttls: Bool = false) async throws -> SMTPServer {
             let spool = try HeraldProcess.tempFolder()
-            let port = try await DurabilityTests.closedPort()
-            let script = ExamplesRoot.url.appendingPathComponent("Tests/Support/smtp_server.py").path
+            let port = try await freeLoopbackPort()
+            let script = RepositoryRoot.url.appendingPathComponent("Tests/Support/smtp_server.py").path
             var arguments = [script, "--port", "\(port)", "--spool", spool.path]
             if let auth { arguments += ["--auth", auth] }
             if starttls { arguments.append("--starttls") }
@@ -176,7 +176,7 @@ struct EmailSinkTests {
     }
 
     @Test func aServerThatIsDownIsRetried() async throws {
-        let port = try await DurabilityTests.closedPort()
+        let port = try await freeLoopbackPort()
         let config = try ConfigLoader.parse("""
             sinks: { archive: { type: email, url: "smtp://127.0.0.1:\(port)", starttls: none, from: "h@example.com", to: "a@example.com" } }
             routes: [ { deliver: [archive] } ]
@@ -186,6 +186,6 @@ struct EmailSinkTests {
     }
 }
 
-enum ExamplesRoot {
+enum RepositoryRoot {
     static let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }

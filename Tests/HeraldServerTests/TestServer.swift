@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HeraldCore
 import HeraldServer
+import HeraldTesting
 import NIOHTTP1
 import ServiceLifecycle
 import Logging
@@ -90,4 +91,16 @@ func formEncode(_ parameters: [(String, String)]) -> String {
 func sms(_ body: String = "Your AWS verification code is 482913", sid: String = "SM" + UUID().uuidString.replacingOccurrences(of: "-", with: "")) -> [(String, String)] {
     [("MessageSid", sid), ("AccountSid", "AC123"), ("From", "+12344567890"), ("To", "+15005550006"),
      ("Body", body), ("NumMedia", "0"), ("ApiVersion", "2010-04-01"), ("SmsStatus", "received")]
+}
+
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// A loopback port with nothing listening: a receiver started and stopped. Never the same port
+/// twice in one test run, since the kernel may give a just-closed port to the next caller.
+func freeLoopbackPort() async throws -> Int {
+    while true {
+        let receiver = try await FakeReceiver.start()
+        await receiver.stop()
+        if handedOutPorts.withLock({ $0.insert(receiver.port).inserted }) { return receiver.port }
+    }
 }
