@@ -63,7 +63,7 @@ public struct HeraldRuntime: Sendable {
         self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
         self.ingestor = Ingestor(
             router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
-            clock: clock, logger: logger, logBodies: config.logBodies
+            clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics
         )
     }
 

@@ -26,8 +26,9 @@ struct MetricsTests {
             sinks:
               audit: { type: http, url: "\(good.url("/ok"))" }
               broken: { type: http, url: "\(bad.url("/bad"))" }
+              pager: { type: slack, optional: true, webhook_url: "${PAGER_URL}" }
             routes:
-              - deliver: [audit, broken]
+              - deliver: [audit, broken, pager]
             """)
         let first = sms("Your code is 111111", sid: "SMmetrics1")
         #expect(try await server.postTwilio(first).status == 200)
@@ -58,6 +59,7 @@ struct MetricsTests {
         #expect(Self.value(text, received, ["source": "http", "outcome": "accepted"]) == 1)
         #expect(Self.value(text, "herald_deliveries_total", ["sink": "audit", "outcome": "delivered"]) == 3)
         #expect(Self.value(text, "herald_deliveries_total", ["sink": "broken", "outcome": "failed"]) == 3)
+        #expect(Self.value(text, "herald_deliveries_total", ["sink": "pager", "outcome": "skipped"]) == 3, "disabled optional sink")
         #expect(Self.value(text, "herald_delivery_attempt_seconds_count", ["sink": "audit"]) == 3)
         #expect(Self.value(text, "herald_delivery_latency_seconds_count", ["sink": "audit"]) == 3)
         #expect(Self.value(text, "herald_outbox_pending") == 0)

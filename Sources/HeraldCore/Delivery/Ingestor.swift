@@ -44,11 +44,13 @@ public struct Ingestor: Sendable {
     let clock: any HeraldClock
     let logger: Logger
     let logBodies: Bool
+    let metrics: HeraldMetrics
 
     public init(
         router: Router, store: any OutboxStore, dispatcher: Dispatcher?, sinks: [String: SinkInfo],
-        clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false
+        clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false, metrics: HeraldMetrics = .none
     ) {
+        self.metrics = metrics
         self.table = Table(router: router, sinks: sinks)
         self.store = store
         self.dispatcher = dispatcher
@@ -96,6 +98,9 @@ public struct Ingestor: Sendable {
             metadata["event.otp"] = "\(event.otp ?? "-")"
         }
         logger.info(decision.isRouted ? "event received" : "event received; no route matched", metadata: metadata)
+        for delivery in deliveries where delivery.state == .skipped {
+            metrics.delivery(sink: delivery.sink, outcome: .skipped)
+        }
         if claimNow {
             dispatcher?.dispatch(deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) })
         } else {
