@@ -73,10 +73,7 @@ struct ClassificationTests {
     }
 
     @Test func connectionRefusedIsRetried() async throws {
-        // Start and stop a receiver so that its port is known to be closed.
-        let receiver = try await FakeReceiver.start()
-        let url = receiver.url("/hook")
-        await receiver.stop()
+        let url = "http://127.0.0.1:\(try await freeLoopbackPort())/hook"
         let sink = HTTPSink(name: "audit", settings: try httpSettings(url), timeout: .seconds(2), client: SinkHTTPClient.shared)
         let outcome = await sink.deliver(sampleRequest())
         #expect(outcome == .retry(after: nil, reason: "connection refused"))

@@ -95,12 +95,16 @@ func sms(_ body: String = "Your AWS verification code is 482913", sid: String = 
 
 private let handedOutPorts = Mutex<Set<Int>>([])
 
-/// A loopback port with nothing listening: a receiver started and stopped. Never the same port
-/// twice in one test run, since the kernel may give a just-closed port to the next caller.
+/// A loopback port with nothing listening, taken from below the kernel's ephemeral range
+/// (32768 and up) so that no receiver started on port 0 by another test can land on it, and never
+/// handed out twice in one run.
 func freeLoopbackPort() async throws -> Int {
     while true {
-        let receiver = try await FakeReceiver.start()
+        let candidate = Int.random(in: 20_000..<30_000)
+        guard handedOutPorts.withLock({ $0.insert(candidate).inserted }) else { continue }
+        // Binding it proves nobody else is listening there.
+        guard let receiver = try? await FakeReceiver.start(port: candidate) else { continue }
         await receiver.stop()
-        if handedOutPorts.withLock({ $0.insert(receiver.port).inserted }) { return receiver.port }
+        return candidate
     }
 }
