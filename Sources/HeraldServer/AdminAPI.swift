@@ -36,10 +36,7 @@ struct AdminAPI: Sendable {
     }
 
     private func authorize(_ request: Request) throws {
-        let presented = request.headers[.authorization].flatMap { value -> String? in
-            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
-        }
-        guard let presented, constantTimeEquals(presented, token.value) else {
+        guard request.hasBearerToken(token) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong admin token")
         }
     }

@@ -15,9 +15,11 @@ public struct EmailSink: Sink {
     /// Transfers block their thread; they get threads of their own.
     static let queue = DispatchQueue(label: "herald.smtp", attributes: .concurrent)
 
-    /// `curl_global_init` once per process, before any transfer.
+    /// `curl_global_init` once per process, before any transfer. libcurl is told not to use
+    /// signals, so a peer closing a TLS socket must not kill the process either: SIGPIPE is ignored.
     static let initialized: Bool = {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+        signal(SIGPIPE, SIG_IGN)
+        return curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
     public init(name: String, settings: EmailSinkSettings, timeout: Duration, now: @escaping @Sendable () -> Date = { Date() }) {
@@ -25,8 +27,6 @@ public struct EmailSink: Sink {
         self.settings = settings
         self.timeout = timeout
         self.now = now
-        // libcurl is told not to use signals; a peer closing a TLS socket must not kill the process.
-        signal(SIGPIPE, SIG_IGN)
         // Initialise libcurl while the sinks are built at start-up, not in the first transfer.
         _ = Self.initialized
     }

@@ -29,15 +29,8 @@ struct DurabilityTests {
     }
 
     static func post(_ port: Int, sid: String, body: String = "Your code is 123456") async throws -> Int {
-        let parameters = [("MessageSid", sid), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", body)]
-        let signature = TwilioSignature.compute(url: "http://herald.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: token)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.headers.add(name: "X-Twilio-Signature", value: signature)
-        request.body = .bytes(ByteBuffer(string: formEncode(parameters)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        return Int(response.status.code)
+        try await postSignedWebhook(port: port, publicURL: "http://herald.test", token: token,
+                                    [("MessageSid", sid), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", body)])
     }
 
     /// Reads the outbox with an independent client (Debian's sqlite3).

@@ -10,9 +10,9 @@ struct EmailSinkTests {
     final class SMTPServer: Sendable {
         let port: Int
         let spool: URL
-        let process: HeraldChild
+        let process: HeraldProcess
 
-        init(port: Int, spool: URL, process: HeraldChild) {
+        init(port: Int, spool: URL, process: HeraldProcess) {
             self.port = port
             self.spool = spool
             self.process = process
@@ -25,7 +25,7 @@ struct EmailSinkTests {
             var arguments = [script, "--port", "\(port)", "--spool", spool.path]
             if let auth { arguments += ["--auth", auth] }
             if starttls { arguments.append("--starttls") }
-            let child = try HeraldChild(executable: "/usr/bin/python3", arguments, directory: spool)
+            let child = try HeraldProcess(arguments, directory: spool, executable: "/usr/bin/python3")
             let ready = await eventually(timeout: .seconds(20)) { child.text.contains("READY") }
             guard ready else { throw TestFailure("SMTP server did not start: \(child.text)") }
             return SMTPServer(port: port, spool: spool, process: child)

@@ -106,11 +106,3 @@ final class HeraldProcess: Sendable {
     }
 }
 
-/// Any other child process (the SMTP server), with the same output capture and clean-up.
-typealias HeraldChild = HeraldProcess
-
-extension HeraldProcess {
-    convenience init(executable: String, _ arguments: [String], directory: URL) throws {
-        try self.init(arguments, directory: directory, executable: executable)
-    }
-}

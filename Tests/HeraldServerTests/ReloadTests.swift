@@ -123,14 +123,8 @@ struct ReloadBinaryTests {
         let herald = try HeraldProcess(["serve"], directory: folder)
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
         func post(_ sid: String) async throws -> Int {
-            let parameters = [("MessageSid", sid), ("From", "+15551234567"), ("Body", "code 123456")]
-            let signature = TwilioSignature.compute(url: "http://herald.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: "hup-token")
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
-            request.method = .POST
-            request.headers.add(name: "X-Twilio-Signature", value: signature)
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            request.body = .bytes(ByteBuffer(string: formEncode(parameters)))
-            return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status.code)
+            try await postSignedWebhook(port: port, publicURL: "http://herald.test", token: "hup-token",
+                                        [("MessageSid", sid), ("From", "+15551234567"), ("Body", "code 123456")])
         }
         #expect(try await post("SMhup1") == 200)
         #expect(await eventually { FileManager.default.fileExists(atPath: folder.appendingPathComponent("a.jsonl").path) })

@@ -108,3 +108,15 @@ func freeLoopbackPort() async throws -> Int {
         return candidate
     }
 }
+
+/// Posts a Twilio webhook, signed for `publicURL` + `/twilio/sms`, to a server on `port`
+/// (the real binary in end-to-end tests); returns the status.
+func postSignedWebhook(port: Int, publicURL: String, token: String, _ parameters: [(String, String)]) async throws -> Int {
+    let signature = TwilioSignature.compute(url: publicURL + "/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: token)
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
+    request.method = .POST
+    request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+    request.headers.add(name: "X-Twilio-Signature", value: signature)
+    request.body = .bytes(ByteBuffer(string: formEncode(parameters)))
+    return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status.code)
+}

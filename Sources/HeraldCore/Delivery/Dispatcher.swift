@@ -353,10 +353,7 @@ public final class Dispatcher: Service, Sendable {
             return
         }
         if now >= delivery.expiresAt {
-            let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero, outcome: "expired", detail: "expired before it could be sent")
-            _ = try? await store.complete(record, next: .expired, nextAttemptAt: nil, error: "expired before it could be sent", now: now)
-            metrics.delivery(sink: lane.sink.name, outcome: .expired)
-            logger.notice("delivery expired before it could be sent", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(lane.sink.name)"])
+            await finishUnsent(delivery, as: .expired, reason: "expired before it could be sent")
             return
         }
         await perform(claimed, lane: lane, pacer: pacer)
@@ -495,20 +492,25 @@ public final class Dispatcher: Service, Sendable {
         case .scheduled(let scheduled):
             await failOrphan(scheduled)
         case .claimed(let claimed):
-            let now = clock.now()
-            let delivery = claimed.delivery
-            let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero, outcome: "permanent", detail: "sink removed")
-            _ = try? await store.complete(record, next: .failed, nextAttemptAt: nil, error: "sink removed: '\(delivery.sink)' is no longer configured", now: now)
-            metrics.delivery(sink: delivery.sink, outcome: .failed)
+            await finishUnsent(claimed.delivery, as: .failed, reason: "sink removed: '\(claimed.delivery.sink)' is no longer configured")
         }
+    }
+
+    /// Ends a claimed delivery without sending it (expired, or its sink is gone): the result is
+    /// recorded like an attempt, fenced by the claim, and counted.
+    private func finishUnsent(_ delivery: Delivery, as state: DeliveryState, reason: String) async {
+        let now = clock.now()
+        let record = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero,
+                                     outcome: state == .expired ? "expired" : "permanent", detail: reason)
+        _ = try? await store.complete(record, next: state, nextAttemptAt: nil, error: reason, now: now)
+        metrics.delivery(sink: delivery.sink, outcome: state == .expired ? .expired : .failed)
+        logger.notice("delivery \(state.rawValue) without an attempt: \(reason)", metadata: ["delivery.id": "\(delivery.id)", "sink.name": "\(delivery.sink)"])
     }
 
     private func failOrphan(_ item: ScheduledDelivery) async {
         _ = state.withLock { $0.known.remove(item.id) }
         let now = clock.now()
         guard case .claimed(let claimed) = try? await store.claim(deliveryID: item.id, now: now, leaseUntil: now.adding(.seconds(30))) else { return }
-        let record = DeliveryAttempt(deliveryID: item.id, number: claimed.delivery.attempts, startedAt: now, duration: .zero, outcome: "permanent", detail: "sink removed")
-        _ = try? await store.complete(record, next: .failed, nextAttemptAt: nil, error: "sink removed: '\(item.sink)' is no longer configured", now: now)
-        logger.warning("delivery failed: its sink is no longer configured", metadata: ["delivery.id": "\(item.id)", "sink.name": "\(item.sink)"])
+        await finishUnsent(claimed.delivery, as: .failed, reason: "sink removed: '\(item.sink)' is no longer configured")
     }
 }

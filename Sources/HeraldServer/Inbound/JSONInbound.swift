@@ -13,15 +13,8 @@ struct JSONInbound: Sendable {
     let metrics: HeraldMetrics
     let logger: Logger
 
-    struct Accepted: ResponseEncodable {
-        var id: String
-    }
-
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
-        let presented = request.headers[.authorization].flatMap { value -> String? in
-            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
-        }
-        guard let presented, constantTimeEquals(presented, config.token.value) else {
+        guard request.hasBearerToken(config.token) else {
             metrics.eventReceived(source: "http", outcome: .rejectedAuth)
             logger.notice("JSON event refused: missing or wrong bearer token")
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")

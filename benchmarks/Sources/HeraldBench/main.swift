@@ -98,8 +98,8 @@ struct HeraldBench: AsyncParsableCommand {
         say(String(format: "closed loop, %d in flight, %ds: %.0f msg/s accepted, %.0f msg/s delivered to all 3 sinks; RSS %.1f MB, peak %.1f MB",
                      concurrency, throughputSeconds, throughput.accepted, throughput.delivered, Double(rss.current) / 1024, Double(rss.peak) / 1024))
         // Nothing lost: every accepted message reaches every sink.
-        let complete = await waitUntil(timeout: 60) { sinks.completeCount(of: sent) == sent }
-        say("delivered to all 3 sinks: \(sinks.completeCount(of: sent)) of \(sent) accepted\(complete ? "" : " (INCOMPLETE)")")
+        let complete = await waitUntil(timeout: 60) { sinks.completeCount() == sent }
+        say("delivered to all 3 sinks: \(sinks.completeCount()) of \(sent) accepted\(complete ? "" : " (INCOMPLETE)")")
         await sinks.stop()
         try await client.http.shutdown()
     }
@@ -152,7 +152,7 @@ struct HeraldBench: AsyncParsableCommand {
                 }
             }
         }
-        _ = await waitUntil(timeout: 30) { sinks.completeCount(of: first + count) >= first + count }
+        _ = await waitUntil(timeout: 30) { sinks.completeCount() >= first + count }
         let sent = sentAt.withLock { $0 }
         var latencies: [Double] = []
         var missing = 0
@@ -171,7 +171,7 @@ struct HeraldBench: AsyncParsableCommand {
         let accepted = Locked(0)
         let deadline = ContinuousClock.now + .seconds(throughputSeconds)
         let started = ContinuousClock.now
-        let deliveredBefore = sinks.completeCount(of: Int.max)
+        let deliveredBefore = sinks.completeCount()
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
@@ -184,7 +184,7 @@ struct HeraldBench: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let delivered = sinks.completeCount(of: Int.max) - deliveredBefore
+        let delivered = sinks.completeCount() - deliveredBefore
         return (next.withLock { $0 } - first, Double(accepted.withLock { $0 }) / seconds, Double(delivered) / seconds)
     }
 }
@@ -294,7 +294,7 @@ final class SinkFarm: Sendable {
     func lastArrival(_ id: Int) -> ContinuousClock.Instant? { arrivals.last(id, sinks: urls.count) }
 
     /// Messages that reached every sink.
-    func completeCount(of _: Int) -> Int { arrivals.complete(sinks: urls.count) }
+    func completeCount() -> Int { arrivals.complete(sinks: urls.count) }
 
     func stop() async {
         for task in tasks { task.cancel() }
