@@ -45,10 +45,16 @@ final class HeraldProcess: Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-            let data = handle.availableData
-            output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
+        // A plain thread reads until end-of-file. (FileHandle.readabilityHandler rests on a dispatch
+        // source that can outlive its file handle and crash libdispatch's manager thread.)
+        let reader = pipe.fileHandleForReading
+        Thread { [output] in
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }.start()
         process.terminationHandler = { [exit] process in
             let status = process.terminationStatus
             let waiters = exit.state.withLock { state -> [CheckedContinuation<Int32, Never>] in
@@ -59,6 +65,8 @@ final class HeraldProcess: Sendable {
             for waiter in waiters { waiter.resume(returning: status) }
         }
         try process.run()
+        // Only the child writes now, so the reader sees end-of-file when it exits.
+        try? pipe.fileHandleForWriting.close()
     }
 
     /// A test that fails half-way must not leave a server running.
