@@ -12,11 +12,14 @@ public final class SQLiteOutboxStore: OutboxStore {
     public let path: String
     private let pool: DatabasePool
     private let writer: BatchWriter
+    private let clock: any HeraldClock
+    private let wakeupHub = StoreWakeups()
 
     /// Opens (creating folders and file when needed) and migrates the database. A file that is not
     /// a Herald database, or one written by a newer Herald, is refused and left untouched.
-    public init(path: String) throws {
+    public init(path: String, clock: any HeraldClock = SystemClock()) throws {
         self.path = path
+        self.clock = clock
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -86,32 +89,48 @@ public final class SQLiteOutboxStore: OutboxStore {
         }
     }
 
-    public func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult {
-        try await writer.write { db in
-            try db.run("""
-                UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = ?, updated_at = ?
-                WHERE id = ? AND state = 'pending' AND next_attempt_at <= ? AND expires_at > ?
-                """, arguments: [leaseUntil.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970, now.timeIntervalSince1970])
-            if db.changesCount == 1 {
-                guard let delivery = try Self.fetchDelivery(db, id: deliveryID),
-                      let event = try Self.fetchEvent(db, id: delivery.eventID) else { return .unavailable }
-                return .claimed(ClaimedDelivery(delivery: delivery, event: event))
+    public func now() -> Date { clock.now() }
+
+    public func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch {
+        let now = clock.now().timeIntervalSince1970
+        let lease = now + leaseFor.seconds
+        return try await writer.write { db in
+            var batch = ClaimBatch()
+            batch.expired = try String.fetchAll(db.cachedStatement(sql: """
+                UPDATE deliveries SET state = 'expired', updated_at = ?1, last_error = COALESCE(last_error, 'expired before it could be sent')
+                WHERE sink = ?2 AND state = 'pending' AND next_attempt_at <= ?1 AND expires_at <= ?1 RETURNING id
+                """), arguments: [now, sink])
+            if limit > 0 {
+                let rows = try db.rows("""
+                    UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+                    WHERE id IN (SELECT id FROM deliveries WHERE sink = ?3 AND state = 'pending' AND next_attempt_at <= ?2
+                                 ORDER BY next_attempt_at LIMIT ?4)
+                    RETURNING *
+                    """, arguments: [lease, now, sink, limit])
+                for row in rows {
+                    let delivery = try Self.delivery(row)
+                    guard let event = try Self.fetchEvent(db, id: delivery.eventID) else { continue }
+                    batch.claimed.append(ClaimedDelivery(delivery: delivery, event: event))
+                }
+                batch.claimed.sort { $0.delivery.nextAttemptAt < $1.delivery.nextAttemptAt }
             }
-            try db.run("""
-                UPDATE deliveries SET state = 'expired', updated_at = ?, last_error = COALESCE(last_error, 'expired before it could be sent')
-                WHERE id = ? AND state = 'pending' AND expires_at <= ?
-                """, arguments: [now.timeIntervalSince1970, deliveryID, now.timeIntervalSince1970])
-            return db.changesCount == 1 ? .expired : .unavailable
+            let next = try Double.fetchOne(db.cachedStatement(sql: """
+                SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND state = 'pending'
+                """), arguments: [sink])
+            batch.nextDueIn = next.map { Duration.milliseconds(Int64((max(0, $0 - now) * 1000).rounded(.up))) }
+            return batch
         }
     }
 
-    public func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool {
-        try await writer.write { db in
+    public func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {
+        let now = clock.now().timeIntervalSince1970
+        return try await writer.write { db in
             try db.run("""
                 UPDATE deliveries SET state = ?, lease_until = NULL, updated_at = ?,
-                    last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at)
+                    last_error = COALESCE(?, last_error), next_attempt_at = COALESCE(?, next_attempt_at), receipt = COALESCE(?, receipt)
                 WHERE id = ? AND state = 'in_flight' AND attempts = ?
-                """, arguments: [next.rawValue, now.timeIntervalSince1970, error, nextAttemptAt?.timeIntervalSince1970, attempt.deliveryID, attempt.number])
+                """, arguments: [result.next.rawValue, now, result.error, result.retryIn.map { now + $0.seconds }, result.receipt,
+                                 attempt.deliveryID, attempt.number])
             guard db.changesCount == 1 else { return false }
             try db.run("""
                 INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)
@@ -120,40 +139,72 @@ public final class SQLiteOutboxStore: OutboxStore {
         }
     }
 
-    public func recover(now: Date) async throws -> [ScheduledDelivery] {
-        try await writer.write { db in
-            try db.run("UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight'",
-                           arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
-            return try Self.scheduled(db, sql: "SELECT id, sink, next_attempt_at FROM deliveries WHERE state = 'pending' ORDER BY next_attempt_at", arguments: [])
-        }
-    }
-
-    public func releaseExpiredLeases(now: Date) async throws -> [ScheduledDelivery] {
-        try await writer.write { db in
-            let released = try Self.scheduled(db, sql: "SELECT id, sink, ? FROM deliveries WHERE state = 'in_flight' AND lease_until < ?",
-                                              arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
-            try db.run("UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE state = 'in_flight' AND lease_until < ?",
-                           arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, now.timeIntervalSince1970])
-            return released
-        }
-    }
-
-    public func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery? {
-        try await writer.write { db in
+    public func release(_ delivery: Delivery) async throws -> Bool {
+        let now = clock.now().timeIntervalSince1970
+        return try await writer.write { db in
             try db.run("""
-                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, expires_at = MAX(expires_at, ?), updated_at = ?
-                WHERE id = ? AND state IN ('failed', 'expired')
-                """, arguments: [now.timeIntervalSince1970, expiresAt.timeIntervalSince1970, now.timeIntervalSince1970, deliveryID])
+                UPDATE deliveries SET state = 'pending', attempts = attempts - 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+                WHERE id = ?2 AND state = 'in_flight' AND attempts = ?3
+                """, arguments: [now, delivery.id, delivery.attempts])
+            return db.changesCount == 1
+        }
+    }
+
+    public func recover() async throws -> Int {
+        let now = clock.now().timeIntervalSince1970
+        return try await writer.write { db in
+            try db.run("UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?1, updated_at = ?1 WHERE state = 'in_flight'",
+                       arguments: [now])
+            return db.changesCount
+        }
+    }
+
+    public func releaseExpiredLeases() async throws -> Set<String> {
+        let now = clock.now().timeIntervalSince1970
+        return try await writer.write { db in
+            Set(try String.fetchAll(db.cachedStatement(sql: """
+                UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+                WHERE state = 'in_flight' AND lease_until < ?1 RETURNING sink
+                """), arguments: [now]))
+        }
+    }
+
+    public func failPending(outside sinks: Set<String>) async throws -> [String: Int] {
+        let now = clock.now().timeIntervalSince1970
+        return try await writer.write { db in
+            let present = try String.fetchAll(db.cachedStatement(sql: "SELECT DISTINCT sink FROM deliveries WHERE state = 'pending'"))
+            var failed: [String: Int] = [:]
+            for sink in present where !sinks.contains(sink) {
+                try db.run("UPDATE deliveries SET state = 'failed', last_error = ?, updated_at = ? WHERE sink = ? AND state = 'pending'",
+                           arguments: [DeliveryRules.sinkRemoved(sink), now, sink])
+                failed[sink] = db.changesCount
+            }
+            return failed
+        }
+    }
+
+    public func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? {
+        let now = clock.now().timeIntervalSince1970
+        let delivery = try await writer.write { db -> Delivery? in
+            try db.run("""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, expires_at = MAX(expires_at, ?2), updated_at = ?1
+                WHERE id = ?3 AND state IN ('failed', 'expired')
+                """, arguments: [now, now + expiresIn.seconds, deliveryID])
             return db.changesCount == 1 ? try Self.fetchDelivery(db, id: deliveryID) : nil
         }
+        if let delivery { wakeupHub.notify(delivery.sink) }
+        return delivery
     }
 
-    public func purge(receivedBefore cutoff: Date) async throws -> Int {
-        try await writer.write { db in
+    public func wakeups() -> AsyncStream<String> { wakeupHub.subscribe() }
+
+    public func purge(olderThan age: Duration) async throws -> Int {
+        let cutoff = clock.now().timeIntervalSince1970 - age.seconds
+        return try await writer.write { db in
             try db.run("""
                 DELETE FROM events WHERE received_at < ? AND NOT EXISTS (
                     SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'in_flight'))
-                """, arguments: [cutoff.timeIntervalSince1970])
+                """, arguments: [cutoff])
             return db.changesCount
         }
     }
@@ -166,17 +217,10 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     // MARK: Reads
 
-    public func dueDeliveries(now: Date, limit: Int) async throws -> [ScheduledDelivery] {
-        try await pool.read { db in
-            try Self.scheduled(db, sql: "SELECT id, sink, next_attempt_at FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-                               arguments: [now.timeIntervalSince1970, limit])
-        }
-    }
-
     public func event(id: String) async throws -> StoredEvent? {
         try await pool.read { db in
             guard let event = try Self.fetchEvent(db, id: id) else { return nil }
-            let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [id]).map(Self.delivery)
+            let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [id]).map { try Self.delivery($0) }
             let attempts = try db.rows("""
                 SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = ? ORDER BY a.started_at, a.number
                 """, arguments: [id]).map(Self.attempt)
@@ -197,7 +241,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             if let eventID = filter.eventID { clauses.append("event_id = ?"); arguments += [eventID] }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             arguments += [filter.limit]
-            return try db.rows("SELECT * FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT ?", arguments: arguments).map(Self.delivery)
+            return try db.rows("SELECT * FROM deliveries \(whereClause) ORDER BY created_at DESC, id DESC LIMIT ?", arguments: arguments).map { try Self.delivery($0) }
         }
     }
 
@@ -224,7 +268,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             arguments += [filter.limit]
             let events = try db.rows("SELECT e.* FROM events e \(whereClause) ORDER BY e.received_at DESC, e.id DESC LIMIT ?", arguments: arguments).map(Self.event)
             return try events.map { event in
-                let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [event.id]).map(Self.delivery)
+                let deliveries = try db.rows("SELECT * FROM deliveries WHERE event_id = ? ORDER BY created_at, id", arguments: [event.id]).map { try Self.delivery($0) }
                 return StoredEvent(event: event, deliveries: deliveries, attempts: [])
             }
         }
@@ -249,11 +293,11 @@ public final class SQLiteOutboxStore: OutboxStore {
     private static func insert(_ d: Delivery, _ db: Database) throws {
         try db.run("""
             INSERT INTO deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
-                                    lease_until, last_error, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    lease_until, last_error, receipt, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [d.id, d.eventID, d.sink, d.recipient, d.route, d.app, d.state.rawValue, d.attempts,
                              d.nextAttemptAt.timeIntervalSince1970, d.expiresAt.timeIntervalSince1970, d.leaseUntil?.timeIntervalSince1970,
-                             d.lastError, d.createdAt.timeIntervalSince1970, d.updatedAt.timeIntervalSince1970])
+                             d.lastError, d.receipt, d.createdAt.timeIntervalSince1970, d.updatedAt.timeIntervalSince1970])
     }
 
     private static func fetchEvent(_ db: Database, id: String) throws -> Event? {
@@ -261,13 +305,7 @@ public final class SQLiteOutboxStore: OutboxStore {
     }
 
     private static func fetchDelivery(_ db: Database, id: String) throws -> Delivery? {
-        try db.row("SELECT * FROM deliveries WHERE id = ?", arguments: [id]).map(delivery)
-    }
-
-    private static func scheduled(_ db: Database, sql: String, arguments: StatementArguments) throws -> [ScheduledDelivery] {
-        try db.rows(sql, arguments: arguments).map { row in
-            ScheduledDelivery(id: row[0], sink: row[1], dueAt: Date(timeIntervalSince1970: row[2]))
-        }
+        try db.row("SELECT * FROM deliveries WHERE id = ?", arguments: [id]).map { try delivery($0) }
     }
 
     private static func date(_ row: Row, _ column: String) -> Date {
@@ -281,14 +319,17 @@ public final class SQLiteOutboxStore: OutboxStore {
                      body: row["body"], otp: row["otp"], app: row["app"], route: row["route"], receivedAt: date(row, "received_at"), media: media)
     }
 
-    private static func delivery(_ row: Row) -> Delivery {
+    private static func delivery(_ row: Row) throws -> Delivery {
         let lease: Double? = row["lease_until"]
-        let state: String = row["state"]
+        let stateText: String = row["state"]
+        guard let state = DeliveryState(rawValue: stateText) else {
+            throw OutboxStoreError.corrupt("delivery \(row["id"] as String? ?? "?") has the unknown state '\(stateText.prefix(40))'")
+        }
         return Delivery(
             id: row["id"], eventID: row["event_id"], sink: row["sink"], recipient: row["recipient"], route: row["route"], app: row["app"],
-            state: DeliveryState(rawValue: state) ?? .failed, attempts: row["attempts"], nextAttemptAt: date(row, "next_attempt_at"),
+            state: state, attempts: row["attempts"], nextAttemptAt: date(row, "next_attempt_at"),
             expiresAt: date(row, "expires_at"), leaseUntil: lease.map(Date.init(timeIntervalSince1970:)), lastError: row["last_error"],
-            createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at")
+            receipt: row["receipt"], createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at")
         )
     }
 

@@ -58,6 +58,13 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v2: receipts, claims per sink") { db in
+            try db.execute(sql: """
+                ALTER TABLE deliveries ADD COLUMN receipt TEXT;
+                DROP INDEX deliveries_sink;
+                CREATE INDEX deliveries_sink_due ON deliveries(sink, state, next_attempt_at);
+                """)
+        }
         return migrator
     }
 }

@@ -71,13 +71,12 @@ struct AdminAPI: Sendable {
 
     private func retry(_ request: Request, id: String) async throws -> Response {
         try authorize(request)
-        let now = runtime.clock.now()
-        guard let delivery = try await runtime.store.retry(deliveryID: id, now: now, expiresAt: now.adding(runtime.live.current.defaults.expireAfter)) else {
+        // The store wakes the dispatcher itself (its `wakeups`), as it would for another process.
+        guard let delivery = try await runtime.store.retry(deliveryID: id, expiresIn: runtime.live.current.defaults.expireAfter) else {
             throw try await runtime.store.delivery(id: id) != nil
                 ? HTTPError(.conflict, message: "delivery \(id) is neither failed nor expired")
                 : HTTPError(.notFound, message: "no delivery \(id)")
         }
-        runtime.dispatcher.schedule([ScheduledDelivery(id: delivery.id, sink: delivery.sink, dueAt: now)])
         return try json(AdminJSON.delivery(delivery))
     }
 

@@ -57,8 +57,8 @@ public struct HeraldRuntime: Sendable {
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
         self.dispatcher = Dispatcher(
-            store: store, lanes: Self.lanes(config, sinks), clock: clock, logger: logger,
-            logBodies: config.logBodies, shutdownGrace: config.server.shutdownGrace, metrics: metrics
+            store: store, sinks: sinks, lanes: Self.lanes(config, sinks), clock: clock, logger: logger,
+            logBodies: config.logBodies, metrics: metrics
         )
         self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
         self.ingestor = Ingestor(
@@ -67,18 +67,19 @@ public struct HeraldRuntime: Sendable {
         )
     }
 
-    static func lanes(_ config: HeraldConfig, _ sinks: [any Sink]) -> [Dispatcher.Lane] {
+    static func lanes(_ config: HeraldConfig, _ sinks: [any Sink]) -> [LaneSettings] {
         sinks.map { sink in
             let settings = config.sink(named: sink.name)
-            return Dispatcher.Lane(
-                sink: sink, retry: settings?.retry ?? config.defaults.retry,
+            return LaneSettings(
+                sink: sink.name, retry: settings?.retry ?? config.defaults.retry,
                 concurrency: settings?.concurrency ?? 4, timeout: settings?.timeout ?? .seconds(10),
                 rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1
             )
         }
     }
 
-    static func sinkInfos(_ config: HeraldConfig, _ sinks: [any Sink]) -> [String: Ingestor.SinkInfo] {
+    /// What planning needs of each configured sink: its recipients, or why it is disabled.
+    public static func sinkInfos(_ config: HeraldConfig, _ sinks: [any Sink]) -> [String: DeliveryPlan.SinkInfo] {
         var infos: [String: Ingestor.SinkInfo] = [:]
         for sink in sinks { infos[sink.name] = Ingestor.SinkInfo(recipients: sink.recipients) }
         for sink in config.sinks where infos[sink.name] == nil {
@@ -104,7 +105,7 @@ public struct HeraldRuntime: Sendable {
             throw error
         }
         let sinks = SinkFactory.makeSinks(new, client: httpClient)
-        dispatcher.reconfigure(Self.lanes(new, sinks))
+        dispatcher.reconfigure(sinks: sinks, lanes: Self.lanes(new, sinks))
         ingestor.table.update(router: Router(config: new), sinks: Self.sinkInfos(new, sinks))
         live.state.withLock { $0 = new }
         var warnings = new.warnings

@@ -8,6 +8,8 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
+import UnixSignals
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension HeraldLogHandler.Format: ExpressibleByArgument {}
@@ -78,7 +80,12 @@ struct Serve: AsyncParsableCommand {
             printError("herald: \(error)")
             throw ExitCode(1)
         }
-        try await buildApplication(runtime: runtime).runService()
+        // The shutdown grace bounds the whole shutdown: the server's last answers and the
+        // deliveries under way. Past it the group cancels what is left; unfinished deliveries stay
+        // in the outbox and the next start resumes them.
+        var group = ServiceGroupConfiguration(services: [buildApplication(runtime: runtime)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = config.server.shutdownGrace
+        try await ServiceGroup(configuration: group).run()
     }
 }
 
@@ -117,14 +124,13 @@ struct MessageOptions: ParsableArguments {
     @Option(help: "The source: twilio or http.")
     var source: String = "twilio"
 
-    /// Routes the message and builds the event it would become.
-    func route(_ config: HeraldConfig, id: String, at date: Date) -> (RoutingDecision, Event) {
-        let decision = Router(config: config).route(source: source, from: from, to: to, body: body)
-        let event = Event(
-            id: id, source: source, sourceID: nil, from: from, to: to, body: body,
-            otp: decision.otp, app: decision.app, route: decision.route, receivedAt: date
-        )
-        return (decision, event)
+    var inbound: InboundMessage {
+        InboundMessage(source: source, sourceID: nil, from: from, to: to, body: body)
+    }
+
+    /// What the webhook path would make of the message: the same planning function.
+    func plan(_ config: HeraldConfig, sinks: [any Sink], at date: Date, eventID: String? = nil) -> DeliveryPlan {
+        DeliveryPlan(message: inbound, router: Router(config: config), sinks: HeraldRuntime.sinkInfos(config, sinks), now: date, eventID: eventID)
     }
 }
 
@@ -139,7 +145,8 @@ struct Route: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
-        let (decision, event) = message.route(config, id: "evt_dry_run", at: Date())
+        let plan = message.plan(config, sinks: [], at: Date(), eventID: "evt_dry_run")
+        let (decision, event) = (plan.decision, plan.event)
         guard decision.isRouted else {
             print("routes: none matched; the event would be stored as unrouted")
             print("code: \(decision.otp ?? "none")")
@@ -269,8 +276,7 @@ struct Retry: AsyncParsableCommand {
             return
         }
         let store = try openStore(config)
-        let now = Date()
-        if let delivery = try await store.retry(deliveryID: id, now: now, expiresAt: now.adding(config.defaults.expireAfter)) {
+        if let delivery = try await store.retry(deliveryID: id, expiresIn: config.defaults.expireAfter) {
             print("\(delivery.id) is pending again (sink \(delivery.sink)); a running Herald sends it within 10 seconds, a stopped one when it starts")
         } else if try await store.delivery(id: id) != nil {
             printError("herald: \(id) is neither failed nor expired")
@@ -321,40 +327,35 @@ struct Send: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let now = Date()
-        let (decision, event) = message.route(config, id: Identifier.make("evt", at: now), at: now)
-        guard decision.isRouted else {
+        let sinks = SinkFactory.makeSinks(config)
+        let plan = message.plan(config, sinks: sinks, at: now)
+        guard plan.decision.isRouted else {
             print("no route matched; nothing sent")
             return
         }
-        let sinks = Dictionary(uniqueKeysWithValues: SinkFactory.makeSinks(config).map { ($0.name, $0) })
+        let byName = Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, $0) })
         var failures = 0
-        for target in decision.targets {
-            guard let sink = sinks[target.sink] else {
-                let reason = config.sink(named: target.sink)?.disabledReason ?? "not configured"
-                print("\(target.sink): skipped (disabled: \(reason))")
+        for var delivery in plan.deliveries {
+            let label = delivery.sink + (delivery.recipient.map { " → \(PhoneNumber.masked($0))" } ?? "")
+            guard delivery.state == .pending, let sink = byName[delivery.sink] else {
+                let reason = (delivery.lastError ?? "").replacingOccurrences(of: "sink disabled: ", with: "")
+                print("\(label): skipped (disabled: \(reason))")
                 continue
             }
-            let recipients: [String?] = sink.recipients.isEmpty ? [nil] : sink.recipients
-            for recipient in recipients {
-                let delivery = Delivery(
-                    id: Identifier.make("dlv", at: now), eventID: event.id, sink: sink.name, recipient: recipient,
-                    route: target.route, app: target.app, state: .inFlight, attempts: 1, nextAttemptAt: now,
-                    expiresAt: now.adding(target.expireAfter), createdAt: now
-                )
-                let outcome = await sink.deliver(DeliveryRequest(event: event, delivery: delivery))
-                let label = sink.name + (recipient.map { " → \(PhoneNumber.masked($0))" } ?? "")
-                switch outcome {
-                case .delivered(let detail):
-                    print("\(label): delivered\(detail.map { " (\($0))" } ?? "")")
-                case .skipped(let reason):
-                    print("\(label): skipped (\(reason))")
-                case .permanent(let reason):
-                    failures += 1
-                    print("\(label): failed: \(reason)")
-                case .retry(_, let reason):
-                    failures += 1
-                    print("\(label): failed, would be retried: \(reason)")
-                }
+            delivery.state = .inFlight
+            delivery.attempts = 1
+            let outcome = await sink.deliver(DeliveryRequest(event: plan.event, delivery: delivery))
+            switch outcome {
+            case .delivered(let detail, _):
+                print("\(label): delivered\(detail.map { " (\($0))" } ?? "")")
+            case .skipped(let reason):
+                print("\(label): skipped (\(reason))")
+            case .permanent(let reason):
+                failures += 1
+                print("\(label): failed: \(reason)")
+            case .retry(_, let reason):
+                failures += 1
+                print("\(label): failed, would be retried: \(reason)")
             }
         }
         if failures > 0 { throw ExitCode(1) }

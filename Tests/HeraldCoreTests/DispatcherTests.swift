@@ -5,17 +5,21 @@ import Logging
 import Synchronization
 import Testing
 
-/// The delivery engine with a manual clock: retries are driven by advancing time, never by sleeping.
+/// The driver with a real store and a manual clock: the machine's decisions performed end to end.
+/// (The decisions themselves are tested without tasks in `DispatchMachineTests`.)
 @Suite("Dispatcher")
 struct DispatcherTests {
     struct Harness {
-        let clock = ManualClock()
-        let store = InMemoryOutboxStore()
+        let clock: ManualClock
+        let store: InMemoryOutboxStore
         let dispatcher: Dispatcher
         let ingestor: Ingestor
 
         init(sinks: [any Sink], retry: RetryPolicy = RetryPolicy(maxAttempts: 3, initialBackoff: .seconds(1), maxBackoff: .seconds(60)),
              concurrency: Int = 4, expireAfter: Duration = .seconds(600)) throws {
+            let clock = ManualClock()
+            self.clock = clock
+            store = InMemoryOutboxStore(clock: clock)
             let names = sinks.map(\.name)
             let config = try ConfigLoader.parse("""
                 sinks:
@@ -26,7 +30,7 @@ struct DispatcherTests {
                 """)
             let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
             dispatcher = Dispatcher(
-                store: store, lanes: sinks.map { .init(sink: $0, retry: retry, concurrency: concurrency, timeout: .seconds(5)) },
+                store: store, sinks: sinks, lanes: sinks.map { LaneSettings(sink: $0.name, retry: retry, concurrency: concurrency, timeout: .seconds(5)) },
                 clock: clock, logger: logger, random: { $0.upperBound }
             )
             var infos: [String: Ingestor.SinkInfo] = [:]
@@ -216,21 +220,25 @@ struct DispatcherTests {
         }
     }
 
-    @Test func recoverResumesInFlightWork() async throws {
-        let store = InMemoryOutboxStore()
-        let now = Date(timeIntervalSince1970: 1_800_000_000)
+    /// A delivery a crashed run left in flight is sent again at the next start, without waiting
+    /// for its lease.
+    @Test func startUpResumesWhatACrashLeftInFlight() async throws {
+        let sink = RecordingSink(name: "slack")
+        let h = try Harness(sinks: [sink])
+        let now = h.clock.now()
         let event = Event(id: "evt_1", source: "twilio", sourceID: "SM1", from: "+1", to: nil, body: "x", receivedAt: now)
         let delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
-        _ = try await store.insert(event, deliveries: [delivery])
-        guard case .claimed = try await store.claim(deliveryID: "dlv_1", now: now, leaseUntil: now.addingTimeInterval(30)) else {
-            throw Failure("claim failed")
+        _ = try await h.store.insert(event, deliveries: [delivery])
+        let claimed = try await h.store.claimDue(sink: "slack", limit: 1, leaseFor: .seconds(30))
+        #expect(claimed.claimed.count == 1)
+        try await h.run {
+            let d = try await h.waitFor("dlv_1") { $0.state == .delivered }
+            #expect(d.attempts == 2, "the crashed run's attempt counts")
+            #expect(h.clock.now() == now, "no lease had to run out")
         }
-        // Claimed and then the process died: start-up returns it to pending and schedules it.
-        let scheduled = try await store.recover(now: now)
-        #expect(scheduled == [ScheduledDelivery(id: "dlv_1", sink: "slack", dueAt: now)])
         // The old claim's result is fenced off: attempt 1 no longer owns the delivery.
         let stale = DeliveryAttempt(deliveryID: "dlv_1", number: 1, startedAt: now, duration: .zero, outcome: "delivered", detail: nil)
-        #expect(try await store.complete(stale, next: .delivered, nextAttemptAt: nil, error: nil, now: now) == false)
+        #expect(try await h.store.complete(stale, result: DeliveryResult(next: .delivered)) == false)
     }
 }
 

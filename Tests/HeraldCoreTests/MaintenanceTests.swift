@@ -10,32 +10,31 @@ struct MaintenanceTests {
 
     @Test func sweepPicksUpWorkAddedBehindTheDispatchersBack() async throws {
         let clock = ManualClock()
-        let store = InMemoryOutboxStore()
+        let store = InMemoryOutboxStore(clock: clock)
         let sink = RecordingSink(name: "slack")
-        let dispatcher = Dispatcher(store: store, lanes: [.init(sink: sink, retry: .default, concurrency: 1, timeout: .seconds(5))], clock: clock, logger: logger)
+        let dispatcher = Dispatcher(store: store, sinks: [sink], lanes: [LaneSettings(sink: "slack", concurrency: 1, timeout: .seconds(5))], clock: clock, logger: logger)
         let maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: .seconds(86400), logger: logger)
         let task = Task { try await dispatcher.run() }
         defer { task.cancel() }
-        // Another process (herald retry) made a delivery pending again; this dispatcher never saw it.
+        #expect(await eventually { dispatcher.phase == .running })
+        // Another process wrote a pending delivery; this dispatcher was never told.
         let now = clock.now()
         let event = Event(id: "evt_1", source: "twilio", sourceID: nil, from: "+1", to: nil, body: "x", receivedAt: now)
-        var delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
-        delivery.state = .failed
+        let delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
         _ = try await store.insert(event, deliveries: [delivery])
-        _ = try await store.retry(deliveryID: "dlv_1", now: now, expiresAt: now.addingTimeInterval(600))
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(sink.requests.isEmpty)
         await maintenance.sweep(now: clock.now())
         #expect(await eventually { sink.requests.count == 1 })
+        #expect(try await eventually { try await store.delivery(id: "dlv_1")?.state == .delivered })
         await maintenance.sweep(now: clock.now())
-        try await Task.sleep(for: .milliseconds(50))
+        await maintenance.sweep(now: clock.now())
+        #expect(await eventually { dispatcher.idle })
         #expect(sink.requests.count == 1, "a delivered delivery is not swept again")
     }
 
     @Test func purgeUsesTheRetention() async throws {
         let clock = ManualClock()
-        let store = InMemoryOutboxStore()
-        let dispatcher = Dispatcher(store: store, lanes: [], clock: clock, logger: logger)
+        let store = InMemoryOutboxStore(clock: clock)
+        let dispatcher = Dispatcher(store: store, sinks: [], lanes: [], clock: clock, logger: logger)
         let maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: .seconds(3600), logger: logger)
         let now = clock.now()
         for (id, age) in [("evt_old", 3601.0), ("evt_new", 3599.0)] {

@@ -1,18 +1,21 @@
 import Foundation
 import HeraldCore
 import HeraldSQLite
+import HeraldTesting
 import Testing
 
 @Suite("SQLite store")
 struct SQLiteStoreTests {
+    let t = OutboxStoreContract.Fixture(t0: Date(timeIntervalSince1970: 1_800_000_000))
+
     @Test func createsFoldersAndKeepsDataAcrossReopen() async throws {
         let path = TempDirectory.make().appendingPathComponent("a/b/herald.db").path
         do {
             let store = try SQLiteOutboxStore(path: path)
-            _ = try await store.insert(OutboxStoreContractTests.event("evt_1", sourceID: "SM1"), deliveries: [OutboxStoreContractTests.delivery("dlv_1", event: "evt_1")])
+            _ = try await store.insert(t.event("evt_1", sourceID: "SM1"), deliveries: [t.delivery("dlv_1", event: "evt_1")])
         }
         let reopened = try SQLiteOutboxStore(path: path)
-        #expect(try await reopened.insert(OutboxStoreContractTests.event("evt_2", sourceID: "SM1"), deliveries: []) == .duplicate(eventID: "evt_1"),
+        #expect(try await reopened.insert(t.event("evt_2", sourceID: "SM1"), deliveries: []) == .duplicate(eventID: "evt_1"),
                 "the MessageSid dedupe holds across restarts")
         #expect(try await reopened.deliveries(DeliveryFilter()).map(\.id) == ["dlv_1"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
@@ -63,6 +66,18 @@ struct SQLiteStoreTests {
         } catch {
             #expect("\(error)" == "\(path) was written by a newer Herald (unknown schema version); nothing was changed")
         }
+    }
+
+    /// A state Herald never writes is an error to read, never a guess (it used to read as failed).
+    @Test func anUnknownStateIsReportedNotGuessed() async throws {
+        let path = TempDirectory.make().appendingPathComponent("herald.db").path
+        let store = try SQLiteOutboxStore(path: path)
+        _ = try await store.insert(t.event("evt_1"), deliveries: [t.delivery("dlv_1", event: "evt_1")])
+        try sqlite(path, "UPDATE deliveries SET state = 'paused' WHERE id = 'dlv_1';")
+        await #expect(throws: OutboxStoreError.corrupt("delivery dlv_1 has the unknown state 'paused'")) {
+            _ = try await store.delivery(id: "dlv_1")
+        }
+        await #expect(throws: OutboxStoreError.self) { _ = try await store.deliveries(DeliveryFilter()) }
     }
 
     /// Runs the sqlite3 command-line tool (Debian's sqlite3), independent of our code.

@@ -118,15 +118,16 @@ struct HealthTests {
     actor StuckStore: OutboxStore {
         let inner = InMemoryOutboxStore()
         func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult { try await inner.insert(event, deliveries: deliveries) }
-        func claim(deliveryID: String, now: Date, leaseUntil: Date) async throws -> ClaimResult { try await inner.claim(deliveryID: deliveryID, now: now, leaseUntil: leaseUntil) }
-        func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) async throws -> Bool {
-            try await inner.complete(attempt, next: next, nextAttemptAt: nextAttemptAt, error: error, now: now)
-        }
-        func recover(now: Date) async throws -> [ScheduledDelivery] { [] }
-        func releaseExpiredLeases(now: Date) async throws -> [ScheduledDelivery] { [] }
-        func dueDeliveries(now: Date, limit: Int) async throws -> [ScheduledDelivery] { [] }
-        func retry(deliveryID: String, now: Date, expiresAt: Date) async throws -> Delivery? { nil }
-        func purge(receivedBefore cutoff: Date) async throws -> Int { 0 }
+        nonisolated func now() -> Date { Date() }
+        func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { ClaimBatch() }
+        func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool { try await inner.complete(attempt, result: result) }
+        func release(_ delivery: Delivery) async throws -> Bool { false }
+        func recover() async throws -> Int { 0 }
+        func releaseExpiredLeases() async throws -> Set<String> { [] }
+        func failPending(outside sinks: Set<String>) async throws -> [String: Int] { [:] }
+        func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? { nil }
+        func purge(olderThan age: Duration) async throws -> Int { 0 }
+        nonisolated func wakeups() -> AsyncStream<String> { inner.wakeups() }
         func event(id: String) async throws -> StoredEvent? { nil }
         func delivery(id: String) async throws -> Delivery? { nil }
         func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { [] }

@@ -1,6 +1,8 @@
 import Foundation
 
 public enum DeliveryState: String, Sendable, Codable, CaseIterable {
+    // The raw values are the store's and the admin API's words; a store that reads any other
+    // word fails loudly (`OutboxStoreError.corrupt`) instead of guessing.
     case pending
     case inFlight = "in_flight"
     case delivered
@@ -34,13 +36,16 @@ public struct Delivery: Sendable, Equatable, Codable {
     public var expiresAt: Date
     public var leaseUntil: Date?
     public var lastError: String?
+    /// What the receiver called the message once it was delivered (a Slack `ts`, a Twilio SID, a
+    /// chat message id): later work on the sent message, such as deleting it, starts from it.
+    public var receipt: String?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, eventID: String, sink: String, recipient: String? = nil, route: String?, app: String?,
         state: DeliveryState = .pending, attempts: Int = 0, nextAttemptAt: Date, expiresAt: Date,
-        leaseUntil: Date? = nil, lastError: String? = nil, createdAt: Date, updatedAt: Date? = nil
+        leaseUntil: Date? = nil, lastError: String? = nil, receipt: String? = nil, createdAt: Date, updatedAt: Date? = nil
     ) {
         self.id = id
         self.eventID = eventID
@@ -54,6 +59,7 @@ public struct Delivery: Sendable, Equatable, Codable {
         self.expiresAt = expiresAt
         self.leaseUntil = leaseUntil
         self.lastError = lastError
+        self.receipt = receipt
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
     }

@@ -1,7 +1,8 @@
 /// What a sink says about one attempt. Sinks report what happened; the retry policy alone
 /// decides what happens next.
 public enum DeliveryOutcome: Sendable, Equatable {
-    case delivered(detail: String? = nil)
+    /// `receipt` is the receiver's id for the sent message, kept with the delivery.
+    case delivered(detail: String? = nil, receipt: String? = nil)
     /// Worth trying again, after `after` when the receiver said so (`Retry-After`).
     case retry(after: Duration? = nil, reason: String)
     /// Trying again cannot help (bad payload, unknown channel, invalid number).
@@ -20,7 +21,7 @@ public enum DeliveryOutcome: Sendable, Equatable {
 
     public var detail: String? {
         switch self {
-        case .delivered(let detail): detail
+        case .delivered(let detail, _): detail
         case .retry(_, let reason), .permanent(let reason), .skipped(let reason): reason
         }
     }

@@ -9,8 +9,13 @@ public actor InMemoryOutboxStore: OutboxStore {
     private var deliveries: [String: Delivery] = [:]
     private var deliveryOrder: [String] = []
     private var attempts: [String: [DeliveryAttempt]] = [:]
+    private let clock: any HeraldClock
+    private let wakeupHub = StoreWakeups()
 
-    public init() {}
+    /// `clock` is the store's clock (a shared database would use its own `now()`).
+    public init(clock: any HeraldClock = SystemClock()) {
+        self.clock = clock
+    }
 
     public func insert(_ event: Event, deliveries newDeliveries: [Delivery]) throws -> InsertResult {
         if let sourceID = event.sourceID {
@@ -27,60 +32,81 @@ public actor InMemoryOutboxStore: OutboxStore {
         return .inserted
     }
 
-    public func claim(deliveryID: String, now: Date, leaseUntil: Date) throws -> ClaimResult {
-        guard var delivery = deliveries[deliveryID], delivery.state == .pending, delivery.nextAttemptAt <= now,
-              let event = events[delivery.eventID]
-        else {
-            return .unavailable
-        }
-        if now >= delivery.expiresAt {
-            delivery.state = .expired
-            delivery.lastError = delivery.lastError ?? "expired before it could be sent"
+    public nonisolated func now() -> Date { clock.now() }
+
+    public func claimDue(sink: String, limit: Int, leaseFor: Duration) throws -> ClaimBatch {
+        let now = clock.now()
+        var batch = ClaimBatch()
+        let due = deliveryOrder.compactMap { deliveries[$0] }
+            .filter { $0.sink == sink && $0.state == .pending && $0.nextAttemptAt <= now }
+            .sorted { $0.nextAttemptAt < $1.nextAttemptAt }
+        for var delivery in due {
+            if now >= delivery.expiresAt {
+                delivery.state = .expired
+                delivery.lastError = delivery.lastError ?? "expired before it could be sent"
+                delivery.updatedAt = now
+                deliveries[delivery.id] = delivery
+                batch.expired.append(delivery.id)
+                continue
+            }
+            guard batch.claimed.count < limit, let event = events[delivery.eventID] else { continue }
+            delivery.state = .inFlight
+            delivery.attempts += 1
+            delivery.leaseUntil = now.adding(leaseFor)
             delivery.updatedAt = now
-            deliveries[deliveryID] = delivery
-            return .expired
+            deliveries[delivery.id] = delivery
+            batch.claimed.append(ClaimedDelivery(delivery: delivery, event: event))
         }
-        delivery.state = .inFlight
-        delivery.attempts += 1
-        delivery.leaseUntil = leaseUntil
-        delivery.updatedAt = now
-        deliveries[deliveryID] = delivery
-        return .claimed(ClaimedDelivery(delivery: delivery, event: event))
+        let next = deliveries.values.filter { $0.sink == sink && $0.state == .pending }.map(\.nextAttemptAt).min()
+        batch.nextDueIn = next.map { max(.zero, Duration.seconds($0.timeIntervalSince(now))) }
+        return batch
     }
 
-    public func complete(_ attempt: DeliveryAttempt, next: DeliveryState, nextAttemptAt: Date?, error: String?, now: Date) throws -> Bool {
+    public func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) throws -> Bool {
         guard var delivery = deliveries[attempt.deliveryID], delivery.state == .inFlight, delivery.attempts == attempt.number else {
             return false
         }
+        let now = clock.now()
         attempts[attempt.deliveryID, default: []].append(attempt)
-        delivery.state = next
+        delivery.state = result.next
         delivery.leaseUntil = nil
         delivery.updatedAt = now
-        if let error { delivery.lastError = error }
-        if let nextAttemptAt { delivery.nextAttemptAt = nextAttemptAt }
+        if let error = result.error { delivery.lastError = error }
+        if let receipt = result.receipt { delivery.receipt = receipt }
+        if let retryIn = result.retryIn { delivery.nextAttemptAt = now.adding(retryIn) }
         deliveries[attempt.deliveryID] = delivery
         return true
     }
 
-    public func recover(now: Date) throws -> [ScheduledDelivery] {
-        var result: [ScheduledDelivery] = []
-        for id in deliveryOrder {
-            guard var delivery = deliveries[id] else { continue }
-            if delivery.state == .inFlight {
-                delivery.state = .pending
-                delivery.leaseUntil = nil
-                delivery.nextAttemptAt = now
-                deliveries[id] = delivery
-            }
-            if delivery.state == .pending {
-                result.append(ScheduledDelivery(id: id, sink: delivery.sink, dueAt: delivery.nextAttemptAt))
-            }
-        }
-        return result
+    public func release(_ claimed: Delivery) throws -> Bool {
+        guard var delivery = deliveries[claimed.id], delivery.state == .inFlight, delivery.attempts == claimed.attempts else { return false }
+        let now = clock.now()
+        delivery.state = .pending
+        delivery.attempts -= 1
+        delivery.leaseUntil = nil
+        delivery.nextAttemptAt = now
+        delivery.updatedAt = now
+        deliveries[claimed.id] = delivery
+        return true
     }
 
-    public func releaseExpiredLeases(now: Date) throws -> [ScheduledDelivery] {
-        var result: [ScheduledDelivery] = []
+    public func recover() throws -> Int {
+        let now = clock.now()
+        var count = 0
+        for id in deliveryOrder {
+            guard var delivery = deliveries[id], delivery.state == .inFlight else { continue }
+            delivery.state = .pending
+            delivery.leaseUntil = nil
+            delivery.nextAttemptAt = now
+            deliveries[id] = delivery
+            count += 1
+        }
+        return count
+    }
+
+    public func releaseExpiredLeases() throws -> Set<String> {
+        let now = clock.now()
+        var sinks: Set<String> = []
         for id in deliveryOrder {
             guard var delivery = deliveries[id], delivery.state == .inFlight, let lease = delivery.leaseUntil, lease < now else { continue }
             delivery.state = .pending
@@ -88,27 +114,41 @@ public actor InMemoryOutboxStore: OutboxStore {
             delivery.nextAttemptAt = now
             delivery.updatedAt = now
             deliveries[id] = delivery
-            result.append(ScheduledDelivery(id: id, sink: delivery.sink, dueAt: now))
+            sinks.insert(delivery.sink)
         }
-        return result
+        return sinks
     }
 
-    public func dueDeliveries(now: Date, limit: Int) throws -> [ScheduledDelivery] {
-        let due = deliveryOrder.compactMap { deliveries[$0] }.filter { $0.state == .pending && $0.nextAttemptAt <= now }
-        return due.sorted { $0.nextAttemptAt < $1.nextAttemptAt }.prefix(limit).map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) }
+    public func failPending(outside sinks: Set<String>) throws -> [String: Int] {
+        let now = clock.now()
+        var failed: [String: Int] = [:]
+        for id in deliveryOrder {
+            guard var delivery = deliveries[id], delivery.state == .pending, !sinks.contains(delivery.sink) else { continue }
+            delivery.state = .failed
+            delivery.lastError = DeliveryRules.sinkRemoved(delivery.sink)
+            delivery.updatedAt = now
+            deliveries[id] = delivery
+            failed[delivery.sink, default: 0] += 1
+        }
+        return failed
     }
 
-    public func retry(deliveryID: String, now: Date, expiresAt: Date) throws -> Delivery? {
+    public func retry(deliveryID: String, expiresIn: Duration) throws -> Delivery? {
         guard var delivery = deliveries[deliveryID], delivery.state == .failed || delivery.state == .expired else { return nil }
+        let now = clock.now()
         delivery.state = .pending
         delivery.nextAttemptAt = now
-        delivery.expiresAt = max(delivery.expiresAt, expiresAt)
+        delivery.expiresAt = max(delivery.expiresAt, now.adding(expiresIn))
         delivery.updatedAt = now
         deliveries[deliveryID] = delivery
+        wakeupHub.notify(delivery.sink)
         return delivery
     }
 
-    public func purge(receivedBefore cutoff: Date) throws -> Int {
+    public nonisolated func wakeups() -> AsyncStream<String> { wakeupHub.subscribe() }
+
+    public func purge(olderThan age: Duration) throws -> Int {
+        let cutoff = clock.now().adding(.zero - age)
         var removed = 0
         for id in eventOrder {
             guard let event = events[id], event.receivedAt < cutoff else { continue }

@@ -2,19 +2,10 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The webhook path: route the message, write the event and its deliveries in one store write,
+/// The webhook path: plan the message, write the event and its deliveries in one store write,
 /// then hand the deliveries to the dispatcher. No network call and no timer on the way.
 public struct Ingestor: Sendable {
-    public struct SinkInfo: Sendable {
-        public var recipients: [String]
-        /// Set for a disabled optional sink: its deliveries are recorded as skipped.
-        public var disabledReason: String?
-
-        public init(recipients: [String] = [], disabledReason: String? = nil) {
-            self.recipients = recipients
-            self.disabledReason = disabledReason
-        }
-    }
+    public typealias SinkInfo = DeliveryPlan.SinkInfo
 
     public struct Result: Sendable, Equatable {
         public var eventID: String
@@ -61,73 +52,53 @@ public struct Ingestor: Sendable {
 
     public func ingest(_ message: InboundMessage) async throws -> Result {
         let now = clock.now()
-        // A sender's clock may run ahead; never date an event in the future.
-        let receivedAt = min(message.receivedAt ?? now, now)
         let (router, sinks) = table.current
-        let decision = router.route(source: message.source, from: message.from, to: message.to, body: message.body)
-        let event = Event(
-            id: Identifier.make("evt", at: now), source: message.source, sourceID: message.sourceID,
-            from: message.from, to: message.to, body: message.body, otp: decision.otp,
-            app: decision.app, route: decision.route, receivedAt: receivedAt, media: message.media
-        )
-        var deliveries = makeDeliveries(for: event, decision: decision, sinks: sinks, now: now)
-        // Fast path: store fresh deliveries already claimed, so their first attempt starts without
-        // another write. Before the dispatcher's start-up recovery they are stored pending instead.
-        let claimNow = dispatcher?.acceptsClaimedDeliveries == true
-        if claimNow, let dispatcher {
+        let plan = DeliveryPlan(message: message, router: router, sinks: sinks, now: now)
+        let event = plan.event
+        var deliveries = plan.deliveries
+        // Fast path: a delivery its lane can start at once is stored already claimed, so its first
+        // attempt needs no other write. The rest is stored pending and claimed when a slot frees.
+        var reserved: [String] = []
+        if let dispatcher {
             for index in deliveries.indices where deliveries[index].state == .pending {
+                guard let lease = dispatcher.reserve(sink: deliveries[index].sink) else { continue }
                 deliveries[index].state = .inFlight
                 deliveries[index].attempts = 1
-                deliveries[index].leaseUntil = now.adding(dispatcher.lease(forSink: deliveries[index].sink))
+                deliveries[index].leaseUntil = now.adding(lease)
+                reserved.append(deliveries[index].sink)
             }
         }
-        switch try await store.insert(event, deliveries: deliveries) {
-        case .duplicate(let existing):
+        let inserted: InsertResult
+        do {
+            inserted = try await store.insert(event, deliveries: deliveries)
+        } catch {
+            if !reserved.isEmpty { dispatcher?.submit(.reservationsCancelled(reserved)) }
+            throw error
+        }
+        if case .duplicate(let existing) = inserted {
+            if !reserved.isEmpty { dispatcher?.submit(.reservationsCancelled(reserved)) }
             logger.info("duplicate event ignored", metadata: ["event.id": "\(existing)", "event.source": "\(message.source)"])
             return Result(eventID: existing, duplicate: true, decision: nil, deliveries: [])
-        case .inserted:
-            break
         }
         var metadata: Logger.Metadata = [
             "event.id": "\(event.id)", "event.source": "\(event.source)",
             "event.from": "\(logBodies ? event.from : PhoneNumber.masked(event.from))",
-            "route.name": "\(decision.route ?? "-")", "delivery.count": "\(deliveries.count)",
+            "route.name": "\(plan.decision.route ?? "-")", "delivery.count": "\(deliveries.count)",
         ]
         if logBodies {
             metadata["event.body"] = "\(event.body)"
             metadata["event.otp"] = "\(event.otp ?? "-")"
         }
-        logger.info(decision.isRouted ? "event received" : "event received; no route matched", metadata: metadata)
+        logger.info(plan.decision.isRouted ? "event received" : "event received; no route matched", metadata: metadata)
         for delivery in deliveries where delivery.state == .skipped {
             metrics.delivery(sink: delivery.sink, outcome: .skipped)
         }
-        if claimNow {
-            dispatcher?.dispatch(deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) })
-        } else {
-            let ready = deliveries.filter { $0.state == .pending }
-            dispatcher?.schedule(ready.map { ScheduledDelivery(id: $0.id, sink: $0.sink, dueAt: $0.nextAttemptAt) })
+        if let dispatcher {
+            let claimed = deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) }
+            if !claimed.isEmpty { dispatcher.submit(.freshClaimed(claimed)) }
+            let waiting = Set(deliveries.filter { $0.state == .pending }.map(\.sink))
+            if !waiting.isEmpty { dispatcher.submit(.workStored(sinks: waiting)) }
         }
-        return Result(eventID: event.id, duplicate: false, decision: decision, deliveries: deliveries)
-    }
-
-    func makeDeliveries(for event: Event, decision: RoutingDecision, sinks: [String: SinkInfo], now: Date) -> [Delivery] {
-        var deliveries: [Delivery] = []
-        for target in decision.targets {
-            let info = sinks[target.sink] ?? SinkInfo(disabledReason: "not configured")
-            let expiresAt = event.receivedAt.adding(target.expireAfter)
-            let recipients: [String?] = info.recipients.isEmpty ? [nil] : info.recipients
-            for recipient in recipients {
-                var delivery = Delivery(
-                    id: Identifier.make("dlv", at: now), eventID: event.id, sink: target.sink, recipient: recipient,
-                    route: target.route, app: target.app, nextAttemptAt: now, expiresAt: expiresAt, createdAt: now
-                )
-                if let reason = info.disabledReason {
-                    delivery.state = .skipped
-                    delivery.lastError = "sink disabled: \(reason)"
-                }
-                deliveries.append(delivery)
-            }
-        }
-        return deliveries
+        return Result(eventID: event.id, duplicate: false, decision: plan.decision, deliveries: deliveries)
     }
 }

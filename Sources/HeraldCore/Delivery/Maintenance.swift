@@ -47,13 +47,15 @@ public final class Maintenance: Service, Sendable {
         }
     }
 
+    /// Returns lost claims to pending and has every lane look in the store (work added behind
+    /// the dispatcher's back, orphans of removed sinks).
     public func sweep(now: Date) async {
         do {
-            let released = try await store.releaseExpiredLeases(now: now)
+            let released = try await store.releaseExpiredLeases()
             if !released.isEmpty {
-                logger.warning("claims whose lease ran out are pending again", metadata: ["delivery.count": "\(released.count)"])
+                logger.warning("claims whose lease ran out are pending again", metadata: ["sink.names": "\(released.sorted().joined(separator: ","))"])
             }
-            dispatcher.schedule(released + (try await store.dueDeliveries(now: now, limit: 1000)))
+            dispatcher.submit(.wakeAll)
             try await store.maintain()
         } catch {
             logger.error("outbox sweep failed", metadata: ["error": "\(error)"])
@@ -62,7 +64,7 @@ public final class Maintenance: Service, Sendable {
 
     public func purge(now: Date) async {
         do {
-            let removed = try await store.purge(receivedBefore: now.adding(.zero - retention))
+            let removed = try await store.purge(olderThan: retention)
             if removed > 0 {
                 logger.info("purged finished events past retention", metadata: ["event.count": "\(removed)", "retention": "\(retention.shortDescription)"])
             }

@@ -1,0 +1,385 @@
+import Foundation
+import HeapModule
+
+/// Every decision of the delivery engine, as a value: events go in (`handle`), actions come out,
+/// and the `Dispatcher` performs them. No I/O, no clock of its own, no tasks, so tables of events
+/// with a manual clock test it completely.
+///
+/// The store is the timetable. Each sink has a lane that knows only when the store may next have
+/// due work for it (`dueAt`): the lane claims as many due deliveries as it can start at once (free
+/// slots, tokens of its rate limit, no `Retry-After` pause), and each claim answers when the next
+/// one is due. Nothing waits in memory, so a backlog of any size costs one query per batch, and a
+/// shared store behaves the same as a private one.
+///
+/// The rules, in the order they apply:
+/// 1. Nothing is claimed before start-up recovery is done (`started`) or after `shutdown`.
+/// 2. A fresh delivery may be stored already claimed only if its lane can start it at once
+///    (`reserve`): a free slot and a token; it then starts without another write.
+/// 3. An attempt starts only if its lease outlasts the sink's timeout plus a margin, and only
+///    before the delivery's expiry; otherwise the claim is given back, or the delivery expires.
+/// 4. An outcome decides the next state (`DeliveryRules`); a retry is due at the policy's time,
+///    and the lane looks for it once the result is written.
+/// 5. `Retry-After` pauses the whole lane until then.
+/// 6. A reload changes a lane's settings from its next attempt; a removed lane finishes what it
+///    runs, claims nothing more, and its pending deliveries fail with "sink removed".
+/// 7. Shutdown claims nothing more, gives back claims not yet started, lets attempts under way
+///    finish, and says `stopped` when nothing is left.
+public struct DispatchMachine: Sendable {
+    public enum Input: Sendable {
+        /// Start-up recovery is done: lanes may claim.
+        case started
+        /// Pending work was stored for these sinks (a fresh delivery that could not start at once,
+        /// an admin retry, a notification from another process).
+        case workStored(sinks: Set<String>)
+        /// The periodic sweep: every lane looks in the store.
+        case wakeAll
+        case claimed(sink: String, batch: ClaimBatch)
+        case claimFailed(sink: String)
+        /// Fresh deliveries reserved with `reserve` and stored claimed.
+        case freshClaimed([ClaimedDelivery])
+        /// Reservations whose deliveries were not stored (a duplicate, or the write failed); one
+        /// sink name per reservation.
+        case reservationsCancelled([String])
+        case attemptFinished(ClaimedDelivery, outcome: DeliveryOutcome, startedAt: Date, duration: Duration)
+        /// A `complete` or `release` was written (or failed); `retryAt` echoes the action's.
+        case written(sink: String, retryAt: Date?)
+        case timerFired
+        case reconfigured([LaneSettings])
+        case shutdown
+    }
+
+    public enum Action: Sendable, Equatable {
+        case claim(sink: String, limit: Int, leaseFor: Duration)
+        case send(ClaimedDelivery, timeout: Duration)
+        /// Write the attempt and its result (fenced); feed back `written` with `retryAt`.
+        case complete(ClaimedDelivery, attempt: DeliveryAttempt, result: DeliveryResult, retryAt: Date?)
+        /// Give a claim back without an attempt; feed back `written`.
+        case release(ClaimedDelivery, reason: String)
+        /// Deliveries the store expired while claiming (for metrics and the log).
+        case expired(sink: String, ids: [String])
+        /// Fail pending deliveries of sinks outside this set.
+        case failOrphans(keeping: Set<String>)
+        /// Feed back `timerFired` at this time.
+        case armTimer(at: Date)
+        /// Shutdown is complete: nothing runs, nothing is written any more.
+        case stopped
+    }
+
+    public enum Phase: Sendable, Equatable {
+        case starting, running, stopping, stopped
+    }
+
+    struct Lane: Sendable {
+        var settings: LaneSettings
+        var bucket: TokenBucket?
+        var pausedUntil: Date?
+        /// Attempts under way, and fresh deliveries reserved for an immediate start.
+        var running = 0
+        /// Slots held by a claim on its way to the store (0: none).
+        var claiming = 0
+        /// When the store may next have due work for this sink; nil: none known.
+        var dueAt: Date?
+        /// Work announced while a claim was on its way, which its answer may not include.
+        var hintWhileClaiming: Date?
+        /// Removed by a reload: finishes what it runs, then goes.
+        var retiring = false
+
+        init(settings: LaneSettings, now: Date) {
+            self.settings = settings
+            self.bucket = settings.rateLimit.map { TokenBucket(rate: $0, burst: settings.burst, now: now) }
+        }
+
+        var freeSlots: Int { settings.concurrency - running - claiming }
+    }
+
+    struct Timer: Comparable, Sendable {
+        var at: Date
+        var sink: String
+        static func < (a: Timer, b: Timer) -> Bool { (a.at, a.sink) < (b.at, b.sink) }
+    }
+
+    public private(set) var phase: Phase = .starting
+    var lanes: [String: Lane] = [:]
+    /// When lanes want to look again (a retry due, a pause or a token wait over). Entries are not
+    /// removed when a lane's plans change: a stale one only makes the lane look once more.
+    var timers = Heap<Timer>()
+    /// The earliest time the driver has been asked to wake us.
+    var armedAt: Date?
+    /// `complete` and `release` writes under way.
+    var writes = 0
+    let random: @Sendable (ClosedRange<Double>) -> Double
+
+    public init(lanes: [LaneSettings], now: Date, random: @escaping @Sendable (ClosedRange<Double>) -> Double = { Double.random(in: $0) }) {
+        self.random = random
+        for settings in lanes { self.lanes[settings.sink] = Lane(settings: settings, now: now) }
+    }
+
+    public var laneNames: Set<String> { Set(lanes.filter { !$0.value.retiring }.keys) }
+
+    /// Claims, attempts and writes still under way.
+    public var outstanding: Int { lanes.values.reduce(writes) { $0 + $1.running + $1.claiming } }
+
+    public func settings(forSink sink: String) -> LaneSettings? { lanes[sink]?.settings }
+
+    // MARK: The fast path
+
+    /// Rule 2: a slot (and a token) for a fresh delivery that will be stored claimed and started as
+    /// soon as it is stored. Returns the lease to store it with, or nil: store it pending.
+    public mutating func reserve(sink: String, now: Date) -> Duration? {
+        guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.freeSlots > 0 else { return nil }
+        if let paused = lane.pausedUntil, paused > now { return nil }
+        if var bucket = lane.bucket {
+            guard bucket.available(now: now) >= 1 else { return nil }
+            bucket.consume(1, now: now)
+            lane.bucket = bucket
+        }
+        lane.running += 1
+        lanes[sink] = lane
+        return lane.settings.lease
+    }
+
+    // MARK: Events
+
+    public mutating func handle(_ input: Input, now: Date) -> [Action] {
+        var actions: [Action] = []
+        switch input {
+        case .started:
+            guard phase == .starting else { break }
+            phase = .running
+            actions.append(.failOrphans(keeping: laneNames))
+            for sink in lanes.keys.sorted() { look(sink, at: now, now: now, &actions) }
+
+        case .workStored(let sinks):
+            for sink in sinks.sorted() { look(sink, at: now, now: now, &actions) }
+
+        case .wakeAll:
+            if phase == .running { actions.append(.failOrphans(keeping: laneNames)) }
+            for sink in lanes.keys.sorted() { look(sink, at: now, now: now, &actions) }
+
+        case .claimed(let sink, let batch):
+            guard var lane = lanes[sink] else { break }
+            let requested = lane.claiming
+            lane.claiming = 0
+            if requested > batch.claimed.count { lane.bucket?.refund(requested - batch.claimed.count) }
+            // A full batch means more may be due now; otherwise the store said when to look again.
+            let fromStore = batch.claimed.count >= requested ? now : batch.nextDueIn.map { now.adding($0) }
+            lane.dueAt = earliest(fromStore, lane.hintWhileClaiming)
+            lane.hintWhileClaiming = nil
+            if !batch.expired.isEmpty { actions.append(.expired(sink: sink, ids: batch.expired)) }
+            for claimed in batch.claimed {
+                if phase != .running || lane.retiring {
+                    writes += 1
+                    actions.append(.release(claimed, reason: phase != .running ? "shutting down" : "sink removed"))
+                } else {
+                    lane.running += 1
+                    actions.append(.send(claimed, timeout: lane.settings.timeout))
+                }
+            }
+            lanes[sink] = lane
+            settle(sink, now: now, &actions)
+
+        case .claimFailed(let sink):
+            guard var lane = lanes[sink] else { break }
+            lane.bucket?.refund(lane.claiming)
+            lane.claiming = 0
+            // The store did not answer: look again in a second.
+            lane.dueAt = earliest(now.adding(.seconds(1)), lane.hintWhileClaiming)
+            lane.hintWhileClaiming = nil
+            lanes[sink] = lane
+            settle(sink, now: now, &actions)
+
+        case .freshClaimed(let list):
+            for claimed in list { startFresh(claimed, now: now, &actions) }
+
+        case .reservationsCancelled(let sinks):
+            for sink in sinks {
+                lanes[sink]?.running -= 1
+                lanes[sink]?.bucket?.refund(1)
+                settle(sink, now: now, &actions)
+            }
+
+        case .attemptFinished(let claimed, let outcome, let startedAt, let duration):
+            let delivery = claimed.delivery
+            guard var lane = lanes[delivery.sink] else { break }
+            lane.running -= 1
+            let decision = DeliveryRules.decide(outcome, delivery: delivery, policy: lane.settings.retry, now: now, random: random)
+            if let pause = decision.pauseUntil {
+                // Rule 5: the receiver asked the whole sink to wait.
+                lane.pausedUntil = max(lane.pausedUntil ?? pause, pause)
+            }
+            lanes[delivery.sink] = lane
+            let attempt = DeliveryAttempt(
+                deliveryID: delivery.id, number: delivery.attempts, startedAt: startedAt, duration: duration,
+                outcome: outcome.label, detail: outcome.detail
+            )
+            writes += 1
+            actions.append(.complete(claimed, attempt: attempt, result: decision.result, retryAt: decision.retryAt))
+            settle(delivery.sink, now: now, &actions)
+
+        case .written(let sink, let retryAt):
+            writes -= 1
+            if let retryAt { look(sink, at: retryAt, now: now, &actions) }
+
+        case .timerFired:
+            if let armed = armedAt, armed <= now { armedAt = nil }
+            var due: Set<String> = []
+            while let top = timers.min, top.at <= now {
+                timers.removeMin()
+                due.insert(top.sink)
+            }
+            for sink in due.sorted() { pump(sink, now: now, &actions) }
+
+        case .reconfigured(let settings):
+            reconfigure(settings, now: now, &actions)
+
+        case .shutdown:
+            if phase == .starting || phase == .running { phase = .stopping }
+        }
+        finish(now: now, &actions)
+        return actions
+    }
+
+    // MARK: Attempts
+
+    /// Rule 3 for a fresh delivery that arrived claimed (its slot was reserved).
+    private mutating func startFresh(_ claimed: ClaimedDelivery, now: Date, _ actions: inout [Action]) {
+        let delivery = claimed.delivery
+        guard var lane = lanes[delivery.sink] else {
+            writes += 1
+            actions.append(.release(claimed, reason: "sink removed"))
+            return
+        }
+        if phase != .running || lane.retiring {
+            lane.running -= 1
+            writes += 1
+            actions.append(.release(claimed, reason: phase != .running ? "shutting down" : "sink removed"))
+        } else if now >= delivery.expiresAt {
+            lane.running -= 1
+            writes += 1
+            let attempt = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero,
+                                          outcome: "expired", detail: DeliveryRules.expiredUnsent)
+            actions.append(.complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil))
+        } else if !lane.settings.mayStart(leaseUntil: delivery.leaseUntil, now: now) {
+            // Too little lease left for a whole attempt: the sweep could hand it to someone else
+            // mid-attempt. Give it back; the lane claims it again with a fresh lease.
+            lane.running -= 1
+            writes += 1
+            actions.append(.release(claimed, reason: "too little of its lease was left to start"))
+            lane.dueAt = earliest(lane.dueAt, now)
+            if lane.claiming > 0 { lane.hintWhileClaiming = earliest(lane.hintWhileClaiming, now) }
+        } else {
+            actions.append(.send(claimed, timeout: lane.settings.timeout))
+        }
+        lanes[delivery.sink] = lane
+        settle(delivery.sink, now: now, &actions)
+    }
+
+    // MARK: Lanes
+
+    /// The store may have work for `sink` from `at` on.
+    private mutating func look(_ sink: String, at: Date, now: Date, _ actions: inout [Action]) {
+        guard var lane = lanes[sink] else { return }
+        lane.dueAt = earliest(lane.dueAt, at)
+        if lane.claiming > 0 { lane.hintWhileClaiming = earliest(lane.hintWhileClaiming, at) }
+        lanes[sink] = lane
+        pump(sink, now: now, &actions)
+    }
+
+    /// Claims what the lane can start now, or sets a timer for when it can.
+    private mutating func pump(_ sink: String, now: Date, _ actions: inout [Action]) {
+        guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.claiming == 0, let dueAt = lane.dueAt else { return }
+        if dueAt > now {
+            timers.insert(Timer(at: dueAt, sink: sink))
+            return
+        }
+        var limit = lane.freeSlots
+        guard limit > 0 else { return }  // a finishing attempt pumps again
+        if let paused = lane.pausedUntil {
+            if paused > now {
+                timers.insert(Timer(at: paused, sink: sink))
+                return
+            }
+            lane.pausedUntil = nil
+        }
+        if var bucket = lane.bucket {
+            let available = bucket.available(now: now)
+            guard available > 0 else {
+                timers.insert(Timer(at: now.adding(bucket.waitForToken(now: now)), sink: sink))
+                lane.bucket = bucket
+                lanes[sink] = lane
+                return
+            }
+            limit = min(limit, available)
+            bucket.consume(limit, now: now)
+            lane.bucket = bucket
+        }
+        lane.claiming = limit
+        lane.hintWhileClaiming = nil
+        lanes[sink] = lane
+        actions.append(.claim(sink: sink, limit: limit, leaseFor: lane.settings.lease))
+    }
+
+    /// After a lane's counts went down: a retired lane with nothing left goes; others may claim.
+    private mutating func settle(_ sink: String, now: Date, _ actions: inout [Action]) {
+        guard let lane = lanes[sink] else { return }
+        if lane.retiring {
+            if lane.running == 0 && lane.claiming == 0 { lanes[sink] = nil }
+            return
+        }
+        pump(sink, now: now, &actions)
+    }
+
+    /// Rule 6.
+    private mutating func reconfigure(_ settings: [LaneSettings], now: Date, _ actions: inout [Action]) {
+        let names = Set(settings.map(\.sink))
+        for (sink, var lane) in lanes where !names.contains(sink) {
+            lane.retiring = true
+            lanes[sink] = lane
+            settle(sink, now: now, &actions)
+        }
+        for new in settings {
+            if var lane = lanes[new.sink] {
+                if lane.settings.rateLimit != new.rateLimit || lane.settings.burst != new.burst {
+                    lane.bucket = new.rateLimit.map { TokenBucket(rate: $0, burst: new.burst, now: now) }
+                }
+                lane.settings = new
+                lane.retiring = false
+                lanes[new.sink] = lane
+            } else {
+                var lane = Lane(settings: new, now: now)
+                lane.dueAt = now
+                lanes[new.sink] = lane
+            }
+        }
+        guard phase == .running else { return }
+        actions.append(.failOrphans(keeping: names))
+        for sink in names.sorted() { pump(sink, now: now, &actions) }
+    }
+
+    // MARK: After every event
+
+    /// Rule 7's last step, and the one timer the driver keeps.
+    private mutating func finish(now: Date, _ actions: inout [Action]) {
+        if phase == .stopping {
+            if outstanding == 0 {
+                phase = .stopped
+                actions.append(.stopped)
+            }
+            return
+        }
+        guard phase == .running, let next = timers.min?.at else { return }
+        if armedAt == nil || next < armedAt! {
+            armedAt = next
+            actions.append(.armTimer(at: next))
+        }
+    }
+
+    private func earliest(_ a: Date?, _ b: Date?) -> Date? {
+        switch (a, b) {
+        case (nil, nil): nil
+        case (let a?, nil): a
+        case (nil, let b?): b
+        case (let a?, let b?): min(a, b)
+        }
+    }
+}
