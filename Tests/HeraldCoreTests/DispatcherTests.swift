@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldTesting
 import Logging
 import Synchronization
+import MetricsTestKit
 import Testing
 
 /// The driver with a real store and a manual clock: the machine's decisions performed end to end.
@@ -269,5 +270,62 @@ extension Array {
         var result: [T] = []
         for element in self { result.append(try await transform(element)) }
         return result
+    }
+}
+
+/// Defect 9: a result that did not land (fenced out, or the store failed) is not counted or
+/// reported as if it had.
+@Suite("Dispatcher: results that did not land")
+struct UnappliedResultTests {
+    /// Forwards to a memory store, but every `complete` is fenced out or fails.
+    actor LosingStore: OutboxStore {
+        let inner: InMemoryOutboxStore
+        let fails: Bool
+        init(clock: ManualClock, fails: Bool) {
+            inner = InMemoryOutboxStore(clock: clock)
+            self.fails = fails
+        }
+        struct DiskFull: Error {}
+        nonisolated func now() -> Date { inner.now() }
+        func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult { try await inner.insert(event, deliveries: deliveries) }
+        func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { try await inner.claimDue(sink: sink, limit: limit, leaseFor: leaseFor) }
+        func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {
+            if fails { throw DiskFull() }
+            return false
+        }
+        func release(_ delivery: Delivery) async throws -> Bool { try await inner.release(delivery) }
+        func recover() async throws -> Int { try await inner.recover() }
+        func releaseExpiredLeases() async throws -> Set<String> { try await inner.releaseExpiredLeases() }
+        func failPending(outside sinks: Set<String>) async throws -> [String: Int] { try await inner.failPending(outside: sinks) }
+        func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? { try await inner.retry(deliveryID: deliveryID, expiresIn: expiresIn) }
+        func purge(olderThan age: Duration) async throws -> Int { try await inner.purge(olderThan: age) }
+        nonisolated func wakeups() -> AsyncStream<String> { inner.wakeups() }
+        func event(id: String) async throws -> StoredEvent? { try await inner.event(id: id) }
+        func delivery(id: String) async throws -> Delivery? { try await inner.delivery(id: id) }
+        func count(state: DeliveryState) async throws -> Int { try await inner.count(state: state) }
+        func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { try await inner.deliveries(filter) }
+        func events(_ filter: EventFilter) async throws -> [StoredEvent] { try await inner.events(filter) }
+    }
+
+    @Test(arguments: [false, true])
+    func aResultThatDidNotLandIsNotCounted(_ storeFails: Bool) async throws {
+        let clock = ManualClock()
+        let store = LosingStore(clock: clock, fails: storeFails)
+        let metrics = TestMetrics()
+        let sink = RecordingSink(name: "slack")
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let dispatcher = Dispatcher(store: store, sinks: [sink], lanes: [LaneSettings(sink: "slack")], clock: clock, logger: logger,
+                                    metrics: HeraldMetrics(factory: metrics))
+        let config = try ConfigLoader.parse("sinks: { slack: { type: file, path: unused.jsonl } }\nroutes: [ { deliver: [slack] } ]")
+        let ingestor = Ingestor(router: Router(config: config), store: store, dispatcher: dispatcher, sinks: ["slack": .init()], clock: clock, logger: logger)
+        let task = Task { try await dispatcher.run() }
+        defer { task.cancel() }
+        #expect(await eventually { dispatcher.phase == .running })
+        _ = try await ingestor.ingest(InboundMessage(source: "twilio", sourceID: "SM1", from: "+15550001111", to: nil, body: "code 123456"))
+        #expect(await eventually { sink.requests.count == 1 })
+        #expect(await eventually { dispatcher.idle })
+        #expect(metrics.counterTotal(label: "herald_deliveries_total") == 0, "nothing is counted for a result that is not in force")
+        #expect(metrics.timers.isEmpty)
+        #expect(try await store.delivery(id: sink.requests[0].delivery.id)?.state == .inFlight, "the lease returns it to pending")
     }
 }

@@ -121,6 +121,9 @@ public struct DispatchMachine: Sendable {
 
     public func settings(forSink sink: String) -> LaneSettings? { lanes[sink]?.settings }
 
+    /// Wake-up entries held (stale ones included): stays small whatever the backlog.
+    var timerCount: Int { timers.count }
+
     // MARK: The fast path
 
     /// Rule 2: a slot (and a token) for a fresh delivery that will be stored claimed and started as
