@@ -28,6 +28,13 @@ static inline CURLcode herald_setopt_read_function(CURL *handle, herald_read_cal
     return curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
 }
 
+typedef int (*herald_xferinfo_callback)(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+
+/* Called at least once a second during a transfer; a non-zero return aborts it (cancellation). */
+static inline CURLcode herald_setopt_xferinfo_function(CURL *handle, herald_xferinfo_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
+
 static inline CURLcode herald_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

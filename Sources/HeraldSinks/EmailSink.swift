@@ -2,6 +2,7 @@ import CCurl
 import Dispatch
 import Foundation
 import HeraldCore
+import Synchronization
 
 /// Email over SMTP with libcurl. `smtp://` requires STARTTLS unless `starttls: none`; `smtps://`
 /// is TLS from the first byte. Each attempt uses its own easy handle, and the blocking transfer
@@ -12,15 +13,11 @@ public struct EmailSink: Sink {
     let timeout: Duration
     let now: @Sendable () -> Date
 
-    /// Transfers block their thread; they get threads of their own.
-    static let queue = DispatchQueue(label: "herald.smtp", attributes: .concurrent)
-
-    /// `curl_global_init` once per process, before any transfer. libcurl is told not to use
-    /// signals, so a peer closing a TLS socket must not kill the process either: SIGPIPE is ignored.
-    static let initialized: Bool = {
-        signal(SIGPIPE, SIG_IGN)
-        return curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
-    }()
+    /// `curl_global_init` once per process, before any transfer (the `herald` executable calls
+    /// `CurlRuntime.initialize()` at start-up; this is the fallback for other hosts). libcurl is
+    /// told not to use signals, and ignores SIGPIPE itself while a transfer runs, so the sink
+    /// leaves the process's signal handling alone.
+    static let initialized: Bool = CurlRuntime.initialize()
 
     public init(name: String, settings: EmailSinkSettings, timeout: Duration, now: @escaping @Sendable () -> Date = { Date() }) {
         self.name = name
@@ -44,11 +41,21 @@ public struct EmailSink: Sink {
         let message = message(for: request)
         let settings = self.settings
         let timeout = self.timeout
-        return await withCheckedContinuation { continuation in
-            Self.queue.async {
-                continuation.resume(returning: Self.transfer(message: message, settings: settings, timeout: timeout))
-            }
+        let cancel = CancelFlag()
+        // The transfer blocks its thread, so it runs off the cooperative pool; cancellation (the
+        // shutdown grace running out) reaches it through libcurl's progress callback.
+        return await withTaskCancellationHandler {
+            await Blocking.run { Self.transfer(message: message, settings: settings, timeout: timeout, cancel: cancel) }
+        } onCancel: {
+            cancel.set()
         }
+    }
+
+    /// Set when the attempt's task is cancelled; read by libcurl's progress callback.
+    final class CancelFlag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { flag.store(true, ordering: .relaxed) }
+        var isSet: Bool { flag.load(ordering: .relaxed) }
     }
 
     /// The message and how far the upload got; reached from libcurl's read callback.
@@ -61,7 +68,7 @@ public struct EmailSink: Sink {
         }
     }
 
-    static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration) -> DeliveryOutcome {
+    static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration, cancel: CancelFlag = CancelFlag()) -> DeliveryOutcome {
         guard initialized, let handle = curl_easy_init() else { return .retry(reason: "libcurl could not be initialised") }
         defer { curl_easy_cleanup(handle) }
         var recipients: UnsafeMutablePointer<curl_slist>?
@@ -73,6 +80,8 @@ public struct EmailSink: Sink {
         let upload = Upload(message)
         let uploadPointer = Unmanaged.passRetained(upload)
         defer { uploadPointer.release() }
+        let cancelPointer = Unmanaged.passRetained(cancel)
+        defer { cancelPointer.release() }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
         let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errors in
@@ -110,9 +119,16 @@ public struct EmailSink: Sink {
                 }
                 return n
             }
+            herald_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+            herald_setopt_pointer(handle, CURLOPT_XFERINFODATA, cancelPointer.toOpaque())
+            herald_setopt_xferinfo_function(handle) { userdata, _, _, _, _ in
+                guard let userdata else { return 0 }
+                return Unmanaged<CancelFlag>.fromOpaque(userdata).takeUnretainedValue().isSet ? 1 : 0
+            }
             herald_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errors.baseAddress)
             return curl_easy_perform(handle)
         }
+        if result == CURLE_ABORTED_BY_CALLBACK { return .retry(reason: "cancelled") }
         var replyCode = 0
         herald_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &replyCode)
         let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

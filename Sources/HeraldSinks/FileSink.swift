@@ -20,13 +20,17 @@ public struct FileSink: Sink {
     }
 
     public func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
-        var line = request.event.jsonData()
-        line.append(0x0A)
-        do {
-            try Self.append(line, to: path)
-            return .delivered(detail: "appended to \(path)")
-        } catch {
-            return .retry(after: nil, reason: "\(error)")
+        var data = request.event.jsonData()
+        data.append(0x0A)
+        let (line, path) = (data, self.path)
+        // open and write block their thread (a slow disk, an NFS mount): off the cooperative pool.
+        return await Blocking.run {
+            do {
+                try Self.append(line, to: path)
+                return .delivered(detail: "appended to \(path)")
+            } catch {
+                return .retry(after: nil, reason: "\(error)")
+            }
         }
     }
 

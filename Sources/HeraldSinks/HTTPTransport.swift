@@ -4,7 +4,7 @@ import HeraldCore
 import NIOCore
 import NIOHTTP1
 
-/// Sends one request with a deadline and reads at most 64 KiB of the answer. Shared by the HTTP
+/// Sends one request with a deadline and reads at most the first 64 KiB of the answer. Shared by the HTTP
 /// based sinks so that timeouts and error texts are the same everywhere.
 struct HTTPTransport: Sendable {
     let client: HTTPClient
@@ -21,11 +21,27 @@ struct HTTPTransport: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout.seconds * 1000)))
-        let buffer = try await response.body.collect(upTo: 64 * 1024)
+        // The status decides the outcome; the body only explains it. A large answer is cut to its
+        // first `maxBody` bytes rather than failing the attempt (a 2xx with a big body was once
+        // classified as a transport error and sent again). A body that breaks off after a 2xx
+        // status is still a delivery.
+        var prefix = ByteBuffer()
+        do {
+            for try await chunk in response.body {
+                var chunk = chunk
+                if let slice = chunk.readSlice(length: min(chunk.readableBytes, Self.maxBody - prefix.readableBytes)) {
+                    prefix.writeImmutableBuffer(slice)
+                }
+                if prefix.readableBytes >= Self.maxBody { break }
+            }
+        } catch where (200..<300).contains(Int(response.status.code)) {}
         return Answer(
             status: Int(response.status.code),
             retryAfter: response.headers.first(name: "Retry-After"),
-            body: String(buffer: buffer)
+            body: String(decoding: prefix.readableBytesView, as: UTF8.self)
         )
     }
+
+    /// How much of an answer is read.
+    static let maxBody = 64 * 1024
 }

@@ -63,6 +63,10 @@ struct Serve: AsyncParsableCommand {
             HeraldLogHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "herald")
+        // The process owner's choices, made once before any thread starts: a peer closing a
+        // socket must never kill the process, and libcurl is set up before the first transfer.
+        signal(SIGPIPE, SIG_IGN)
+        CurlRuntime.initialize()
         let config = try options.load()
         for warning in config.warnings {
             logger.warning("\(warning)")
@@ -326,6 +330,8 @@ struct Send: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        signal(SIGPIPE, SIG_IGN)
+        CurlRuntime.initialize()
         let now = Date()
         let sinks = SinkFactory.makeSinks(config)
         let plan = message.plan(config, sinks: sinks, at: now)

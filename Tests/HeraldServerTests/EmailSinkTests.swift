@@ -175,6 +175,35 @@ struct EmailSinkTests {
         #expect(outcome.detail?.contains("right-password") == false)
     }
 
+    /// Defect 10: a transfer ignored cancellation, so the shutdown grace could not stop it.
+    /// A listener that accepts connections and never greets holds the transfer until cancelled.
+    @Test func aTransferStopsWhenItsTaskIsCancelled() async throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        #expect(bound && listen(fd, 8) == 0)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let config = try ConfigLoader.parse("""
+            sinks: { archive: { type: email, url: "smtp://127.0.0.1:\(port)", starttls: none, from: "h@example.com", to: "a@example.com", timeout: 60s } }
+            routes: [ { deliver: [archive] } ]
+            """)
+        let sink = SinkFactory.makeSink(config.sinks[0])
+        let started = ContinuousClock.now
+        let attempt = Task { await sink.deliver(sampleRequest()) }
+        try await Task.sleep(for: .milliseconds(300))
+        attempt.cancel()
+        let outcome = await attempt.value
+        #expect(outcome == .retry(reason: "cancelled"))
+        #expect(ContinuousClock.now - started < .seconds(5), "it did not wait for the 60 s timeout")
+    }
+
     @Test func aServerThatIsDownIsRetried() async throws {
         let port = try await freeLoopbackPort()
         let config = try ConfigLoader.parse("""

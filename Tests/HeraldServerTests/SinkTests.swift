@@ -26,6 +26,22 @@ struct SinkTests {
         #expect(!text.contains("<!channel>"))
     }
 
+    /// Defect 7: a 2xx answer over 64 KiB made reading the body throw, which counted as a
+    /// transport error: the message was sent again up to max_attempts times.
+    @Test(arguments: [(200, "delivered"), (500, "retry"), (400, "permanent")])
+    func aLargeAnswerIsClassifiedByItsStatus(_ status: Int, _ label: String) async throws {
+        let big = String(repeating: "x", count: 200 * 1024)
+        let receiver = try await FakeReceiver.start(fallback: .status(status, big))
+        defer { Task { await receiver.stop() } }
+        let sink = HTTPSink(name: "audit", settings: try httpSettings(receiver.url("/big")), timeout: .seconds(5), client: SinkHTTPClient.shared)
+        let outcome = await sink.deliver(sampleRequest())
+        #expect(outcome.label == label)
+        #expect(receiver.requests.count == 1)
+        if status != 200 {
+            #expect(outcome.detail?.hasPrefix("HTTP \(status): xxxx") == true, "the start of the answer explains it")
+        }
+    }
+
     @Test func slackTextIsCut() {
         let payload = SlackSink.payload(text: String(repeating: "a", count: 50_000))
         let object = try? JSONSerialization.jsonObject(with: payload) as? [String: String]
