@@ -19,15 +19,15 @@ struct AdminAPI: Sendable {
         group.get("events/{id}") { request, context in try await self.showEvent(request, id: context.parameters.require("id")) }
         group.get("deliveries") { request, _ in try await self.listDeliveries(request) }
         group.post("deliveries/{id}/retry") { request, context in try await self.retry(request, id: context.parameters.require("id")) }
-        group.post("reload") { request, _ in try self.reload(request) }
+        group.post("reload") { request, _ in try await self.reload(request) }
     }
 
     /// `POST /admin/reload`: 200 with the warnings, or 400 with every problem (file:line:column);
     /// a bad file leaves the running configuration as it was.
-    private func reload(_ request: Request) throws -> Response {
+    private func reload(_ request: Request) async throws -> Response {
         try authorize(request)
         do {
-            let warnings = try runtime.reload()
+            let warnings = try await runtime.reload()
             return try json(["reloaded": true, "warnings": warnings])
         } catch let errors as ConfigErrors {
             let body = try JSONSerialization.data(withJSONObject: ["reloaded": false, "errors": errors.errors.map(\.description)], options: [.sortedKeys, .withoutEscapingSlashes])

@@ -77,7 +77,7 @@ public func buildApplication(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
-        services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, ReloadOnHangup(runtime: runtime)],
+        services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, runtime.reloader],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? config.server.port
             logger.info("listening", metadata: ["server.address": "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"])

@@ -27,6 +27,8 @@ public struct HeraldRuntime: Sendable {
     let httpClient: HTTPClient
     /// The configuration in force now (routes, sinks, defaults), after any reload.
     public let live: LiveConfig
+    /// Serializes reloads; a service of the application when there is a file to reload.
+    public let reloader: ConfigReloader
 
     public final class LiveConfig: Sendable {
         let state: Mutex<HeraldConfig>
@@ -61,10 +63,24 @@ public struct HeraldRuntime: Sendable {
             logBodies: config.logBodies, metrics: metrics
         )
         self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
-        self.ingestor = Ingestor(
+        let ingestor = Ingestor(
             router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
             clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics
         )
+        self.ingestor = ingestor
+        let path = configPath ?? "-"
+        let metrics = self.metrics
+        // `apply` needs the finished runtime; the reloader holds a box that is filled right below.
+        let box = RuntimeBox()
+        self.reloader = ConfigReloader(
+            load: { try ConfigLoader.load(path: path, environment: environment()) },
+            apply: { new in try box.runtime().apply(new) },
+            refused: { error in
+                metrics.reload(success: false, at: clock.now())
+                logger.error("configuration reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
+            }
+        )
+        box.set(self)
     }
 
     static func lanes(_ config: HeraldConfig, _ sinks: [any Sink]) -> [LaneSettings] {
@@ -92,18 +108,17 @@ public struct HeraldRuntime: Sendable {
     /// defaults: the next message uses them, pending deliveries to a changed sink use its new
     /// settings, and those to a removed sink fail with "sink removed". Changes to `server`,
     /// `sources` or `storage` need a restart and are reported as warnings. A bad file changes
-    /// nothing and throws `ConfigErrors` (with file, line and column).
+    /// nothing and throws `ConfigErrors` (with file, line and column). Reloads are serialized by
+    /// `reloader`, which runs as a service of the application.
     @discardableResult
-    public func reload() throws -> [String] {
-        guard let configPath else { throw ConfigErrors([ConfigError(file: "-", line: 1, column: 1, message: "this server was not started from a file")]) }
-        let new: HeraldConfig
-        do {
-            new = try ConfigLoader.load(path: configPath, environment: environment())
-        } catch {
-            metrics.reload(success: false, at: clock.now())
-            logger.error("configuration reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
-            throw error
-        }
+    public func reload() async throws -> [String] {
+        guard configPath != nil else { throw ConfigErrors([ConfigError(file: "-", line: 1, column: 1, message: "this server was not started from a file")]) }
+        return try await reloader.reload()
+    }
+
+    /// Applies a configuration that was read and validated. Sinks first, then the dispatcher, then
+    /// the router: a message routed by the new table finds its lane ready.
+    func apply(_ new: HeraldConfig) -> [String] {
         let sinks = SinkFactory.makeSinks(new, client: httpClient)
         dispatcher.reconfigure(sinks: sinks, lanes: Self.lanes(new, sinks))
         ingestor.table.update(router: Router(config: new), sinks: Self.sinkInfos(new, sinks))
@@ -132,5 +147,15 @@ public struct HeraldRuntime: Sendable {
         case .memory: InMemoryOutboxStore()
         case .sqlite(let path): try SQLiteOutboxStore(path: path)
         }
+    }
+}
+
+/// The runtime, for the reloader's closures, which are made before the runtime is complete.
+final class RuntimeBox: Sendable {
+    private let value = Mutex<HeraldRuntime?>(nil)
+    func set(_ runtime: HeraldRuntime) { value.withLock { $0 = runtime } }
+    func runtime() throws -> HeraldRuntime {
+        guard let runtime = value.withLock({ $0 }) else { throw ConfigErrors([ConfigError(file: "-", line: 1, column: 1, message: "not ready")]) }
+        return runtime
     }
 }

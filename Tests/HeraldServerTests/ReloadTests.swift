@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldServer
 import HeraldTesting
 import NIOCore
 import NIOHTTP1
@@ -23,6 +24,34 @@ struct ReloadTests {
     }
 
     static let auth = [("Authorization", "Bearer admin-token")]
+
+    /// Defect 5: reloads were not serialized, so two at once could leave the router on one file
+    /// and the dispatcher on the other.
+    @Test func concurrentReloadsLeaveEverythingOnOneFile() async throws {
+        let receiver = try await FakeReceiver.start()
+        let path = try HeraldProcess.tempFolder().appendingPathComponent("channels.yaml").path
+        let a = Self.yaml(receiver, routes: "  - { name: a, deliver: [first] }")
+        let b = Self.yaml(receiver, routes: "  - { name: b, deliver: [third] }", extraSinks: "  third: { type: http, url: \"\(receiver.url("/third"))\" }")
+        let server = try await TestServer.start(a, configPath: path)
+        let runtime = server.runtime
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for round in 0..<40 {
+                    try? (round % 2 == 0 ? b : a).write(toFile: path, atomically: true, encoding: .utf8)
+                    try? await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            for _ in 0..<40 {
+                group.addTask { _ = try? await runtime.reload() }
+            }
+        }
+        #expect(await eventually { runtime.dispatcher.idle })
+        let live = Set(runtime.live.current.sinks.map(\.name))
+        #expect(live == runtime.dispatcher.laneNames)
+        #expect(live == runtime.ingestor.table.sinkNames)
+        await server.stop()
+        await receiver.stop()
+    }
 
     @Test func aGoodFileIsAppliedABadOneRefused() async throws {
         let receiver = try await FakeReceiver.start()

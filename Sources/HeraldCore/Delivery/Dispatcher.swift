@@ -66,6 +66,9 @@ public final class Dispatcher: Service, Sendable {
 
     public var phase: DispatchMachine.Phase { machine.withLock { $0.phase } }
 
+    /// The sinks with a lane (after the events handled so far).
+    public var laneNames: Set<String> { machine.withLock { $0.laneNames } }
+
     /// Nothing to handle and nothing under way (timers aside): what tests wait for instead of
     /// sleeping to show that nothing more happens.
     public var idle: Bool {

@@ -27,6 +27,9 @@ public struct Ingestor: Sendable {
         }
 
         var current: (router: Router, sinks: [String: SinkInfo]) { state.withLock { $0 } }
+
+        /// The sinks routes may deliver to now.
+        public var sinkNames: Set<String> { Set(state.withLock { $0.sinks.keys }) }
     }
 
     public let table: Table
