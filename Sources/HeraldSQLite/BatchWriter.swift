@@ -5,17 +5,59 @@ import Synchronization
 /// burst of webhooks costs one `fsync` per batch instead of one per request. Each write runs in
 /// its own savepoint, so one failing write does not undo the others; callers are resumed only
 /// after the transaction holding their write has committed.
+///
+/// No task of its own: the caller that finds the writer idle becomes the leader and commits a
+/// batch (its own write first); if more writes queued meanwhile, it hands the lead to the oldest
+/// of them, whose caller commits the next batch. Every write is committed by a caller that waits
+/// for it anyway, and no caller commits more than one batch.
 final class BatchWriter: Sendable {
     private struct Job: Sendable {
         /// Runs the write inside the batch's transaction; returns what to do once it committed.
         var run: @Sendable (Database) -> @Sendable () -> Void
         /// The transaction failed as a whole.
         var fail: @Sendable (any Error) -> Void
+        var waiter: Waiter
+    }
+
+    /// How a queued caller is woken: its write is done, or it leads the next batch.
+    final class Waiter: Sendable {
+        enum Wake: Sendable { case done, lead }
+        private let state = Mutex<(wake: Wake?, continuation: CheckedContinuation<Wake, Never>?)>((nil, nil))
+
+        func wait() async -> Wake {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
+                let ready = state.withLock { state -> Wake? in
+                    if let wake = state.wake { return wake }
+                    state.continuation = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+
+        func wake(_ wake: Wake) {
+            let continuation = state.withLock { state -> CheckedContinuation<Wake, Never>? in
+                state.wake = wake
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(returning: wake)
+        }
+    }
+
+    private final class Outcome<T: Sendable>: Sendable {
+        private let value = Mutex<Result<T, any Error>?>(nil)
+        func set(_ result: Result<T, any Error>) { value.withLock { $0 = result } }
+        func get() throws -> T {
+            guard let result = value.withLock({ $0 }) else { throw CancellationError() }
+            return try result.get()
+        }
     }
 
     private struct State {
         var queue: [Job] = []
-        var draining = false
+        /// A leader is committing; the queue waits for it. False only with an empty queue.
+        var leading = false
     }
 
     private let writer: any DatabaseWriter
@@ -28,50 +70,64 @@ final class BatchWriter: Sendable {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job(
-                run: { db in
-                    var result: Result<T, any Error> = .failure(CancellationError())
-                    do {
-                        try db.inSavepoint {
-                            result = .success(try body(db))
-                            return .commit
-                        }
-                    } catch {
-                        result = .failure(error)
+        let outcome = Outcome<T>()
+        let waiter = Waiter()
+        let job = Job(
+            run: { db in
+                var result: Result<T, any Error> = .failure(CancellationError())
+                do {
+                    try db.inSavepoint {
+                        result = .success(try body(db))
+                        return .commit
                     }
-                    let outcome = result
-                    return { continuation.resume(with: outcome) }
-                },
-                fail: { continuation.resume(throwing: $0) }
-            )
-            let start = state.withLock { state -> Bool in
-                state.queue.append(job)
-                guard !state.draining else { return false }
-                state.draining = true
-                return true
-            }
-            if start { Task { await self.drain() } }
+                } catch {
+                    result = .failure(error)
+                }
+                let done = result
+                return {
+                    outcome.set(done)
+                    waiter.wake(.done)
+                }
+            },
+            fail: { error in
+                outcome.set(.failure(error))
+                waiter.wake(.done)
+            },
+            waiter: waiter
+        )
+        let leads = state.withLock { state -> Bool in
+            state.queue.append(job)
+            guard !state.leading else { return false }
+            state.leading = true
+            return true
         }
+        let wake: Waiter.Wake = leads ? .lead : await waiter.wait()
+        if wake == .lead { await commitBatch() }
+        return try outcome.get()
     }
 
-    private func drain() async {
-        while true {
-            let jobs = state.withLock { state -> [Job] in
-                let batch = Array(state.queue.prefix(maxBatch))
-                state.queue.removeFirst(batch.count)
-                if batch.isEmpty { state.draining = false }
-                return batch
-            }
-            guard !jobs.isEmpty else { return }
-            do {
-                let completions = try await writer.write { db in jobs.map { $0.run(db) } }
-                for complete in completions { complete() }
-            } catch {
-                // The transaction failed as a whole (disk full, I/O error): nothing in it was
-                // stored, and every caller hears so.
-                for job in jobs { job.fail(error) }
-            }
+    /// Commits the writes at the head of the queue (the leader's own first), then passes the lead.
+    private func commitBatch() async {
+        let jobs = state.withLock { state -> [Job] in
+            let batch = Array(state.queue.prefix(maxBatch))
+            state.queue.removeFirst(batch.count)
+            return batch
         }
+        do {
+            let completions = try await writer.write { db in jobs.map { $0.run(db) } }
+            for complete in completions { complete() }
+        } catch {
+            // The transaction failed as a whole (disk full, I/O error): nothing in it was
+            // stored, and every caller hears so.
+            for job in jobs { job.fail(error) }
+        }
+        let next = state.withLock { state -> Waiter? in
+            guard let first = state.queue.first else {
+                state.leading = false
+                return nil
+            }
+            return first.waiter
+        }
+        next?.wake(.lead)
     }
 }
