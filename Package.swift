@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldCoreTests",
-            dependencies: ["HeraldCore", "HeraldTesting", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: ["HeraldCore", "HeraldSinks", "HeraldTesting", .product(name: "MetricsTestKit", package: "swift-metrics")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

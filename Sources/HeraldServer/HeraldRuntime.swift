@@ -88,7 +88,7 @@ public struct HeraldRuntime: Sendable {
             let settings = config.sink(named: sink.name)
             return LaneSettings(
                 sink: sink.name, retry: settings?.retry ?? config.defaults.retry,
-                concurrency: settings?.concurrency ?? 4, timeout: settings?.timeout ?? .seconds(10),
+                concurrency: settings?.concurrency ?? ConfigDefaults.sinkConcurrency, timeout: settings?.timeout ?? ConfigDefaults.sinkTimeout,
                 rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1
             )
         }

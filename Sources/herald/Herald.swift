@@ -104,7 +104,7 @@ struct Check: ParsableCommand {
         print("sinks:")
         for sink in config.sinks {
             let state = sink.disabledReason.map { "disabled: \($0)" } ?? "enabled"
-            print("  \(sink.name) (\(sink.kind.rawValue), \(state))")
+            print("  \(sink.name) (\(sink.type), \(state))")
         }
         print("routes:")
         for route in config.routes {
@@ -162,7 +162,7 @@ struct Route: ParsableCommand {
             guard let sink = config.sink(named: target.sink) else { continue }
             let state = sink.disabledReason.map { " — disabled: \($0)" } ?? ""
             print("")
-            print("\(sink.name) (\(sink.kind.rawValue), route \(target.route), expires \(target.expireAfter.shortDescription) after receipt)\(state)")
+            print("\(sink.name) (\(sink.type), route \(target.route), expires \(target.expireAfter.shortDescription) after receipt)\(state)")
             let preview = sink.preview(event: event, route: target.route, app: target.app)
             print(preview.split(separator: "\n", omittingEmptySubsequences: false).map { "  | " + $0 }.joined(separator: "\n"))
         }

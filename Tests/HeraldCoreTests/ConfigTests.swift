@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSinks
 import Testing
 
 @Suite("Configuration")
@@ -71,7 +72,7 @@ struct ConfigTests {
         let slack = try #require(config.sink(named: "team-slack"))
         #expect(slack.retry.maxAttempts == 3)
         #expect(slack.retry.initialBackoff == .milliseconds(500), "unset retry keys come from defaults.retry")
-        guard case .http(let audit) = config.sink(named: "audit")?.settings else {
+        guard let audit = config.sink(named: "audit")?.settings as? HTTPSinkSettings else {
             Issue.record("audit is not an http sink")
             return
         }
@@ -98,7 +99,7 @@ struct ConfigTests {
               - deliver: [inbox]
             """
         let config = try ConfigLoader.parse(yaml, environment: ["USER_NAME": "ana"])
-        guard case .file(let file) = config.sinks[0].settings else { throw Failure("not a file sink") }
+        guard let file = config.sinks[0].settings as? FileSinkSettings else { throw Failure("not a file sink") }
         #expect(file.path == "data/inbox-ana.jsonl")
     }
 

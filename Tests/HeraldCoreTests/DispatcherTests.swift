@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSinks
 import HeraldTesting
 import Logging
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSinks
 import Testing
 
 /// Every example configuration in `examples/` loads, with its variables set.

@@ -12,10 +12,10 @@ struct ClassificationTests {
     @Test("HTTP status → outcome", arguments: [
         (200, "delivered"), (201, "delivered"), (204, "delivered"),
         (301, "permanent"), (400, "permanent"), (401, "permanent"), (403, "permanent"), (404, "permanent"), (422, "permanent"),
-        (408, "retry"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry"), (504, "retry"),
+        (408, "retry"), (425, "retry"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry"), (504, "retry"),
     ])
     func httpStatus(_ status: Int, _ expected: String) {
-        #expect(HTTPResponseClassifier.classify(status: status, retryAfter: nil, body: "", now: Self.now).label == expected)
+        #expect(Classifier.classify(.http(status: status, retryAfter: nil, body: ""), now: Self.now).label == expected)
     }
 
     @Test("Slack answer → outcome", arguments: [
@@ -47,7 +47,7 @@ struct ClassificationTests {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
         let header = formatter.string(from: Self.now.addingTimeInterval(90))
-        let outcome = HTTPResponseClassifier.classify(status: 429, retryAfter: header, body: "", now: Self.now)
+        let outcome = Classifier.classify(.http(status: 429, retryAfter: header, body: ""), now: Self.now)
         #expect(outcome == .retry(after: .seconds(90), reason: "HTTP 429"))
     }
 
@@ -56,11 +56,11 @@ struct ClassificationTests {
         ("Wed, 21 Oct 2015 07:28:00 GMT", .some(.zero)), ("soon", nil), ("-5", nil),
     ])
     func retryAfterForms(_ header: String, _ expected: Duration?) {
-        #expect(HTTPResponseClassifier.parseRetryAfter(header, now: Self.now) == expected)
+        #expect(Classifier.parseRetryAfter(header, now: Self.now) == expected)
     }
 
     @Test func serverErrorWithRetryAfter() {
-        #expect(HTTPResponseClassifier.classify(status: 503, retryAfter: "5", body: "maintenance", now: Self.now)
+        #expect(Classifier.classify(.http(status: 503, retryAfter: "5", body: "maintenance"), now: Self.now)
             == .retry(after: .seconds(5), reason: "HTTP 503: maintenance"))
     }
 
@@ -89,7 +89,7 @@ func httpSettings(_ url: String, extra: String = "") throws -> HTTPSinkSettings 
         \(extra)
         routes: [ { deliver: [audit] } ]
         """)
-    guard case .http(let settings) = config.sinks[0].settings else { throw TestFailure("not http") }
+    guard let settings = config.sinks[0].settings as? HTTPSinkSettings else { throw TestFailure("not http") }
     return settings
 }
 
@@ -105,4 +105,43 @@ func sampleRequest(body: String = "Your code is 123456", deliveryID: String = "d
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// One classifier with per-sink rules: Twilio now retries 408 and 425 like every other sink.
+@Suite("Classifier rules per sink")
+struct ClassifierRuleTests {
+    @Test("Twilio answer → outcome", arguments: [
+        (201, #"{"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"}"#, DeliveryOutcome.delivered(detail: "Twilio SM0123456789abcdef0123456789abcdef", receipt: "SM0123456789abcdef0123456789abcdef")),
+        (400, #"{"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}"#, .permanent(reason: "Twilio HTTP 400, error 21211: Invalid 'To' Phone Number")),
+        (400, #"{"code": 20429, "message": "Too Many Requests", "status": 400}"#, .retry(reason: "Twilio HTTP 400, error 20429: Too Many Requests")),
+        (401, #"{"code": 20003, "message": "Authenticate"}"#, .permanent(reason: "Twilio HTTP 401, error 20003: Authenticate")),
+        (408, "", .retry(reason: "Twilio HTTP 408")),
+        (425, "", .retry(reason: "Twilio HTTP 425")),
+        (429, "", .retry(reason: "Twilio HTTP 429")),
+        (503, "<html>", .retry(reason: "Twilio HTTP 503")),
+    ])
+    func twilio(_ status: Int, _ body: String, _ expected: DeliveryOutcome) {
+        #expect(TwilioSMSSink.classify(status: status, retryAfter: nil, body: body) == expected)
+    }
+
+    @Test("every sink retries the same statuses", arguments: [408, 425, 429, 500, 502, 503, 504])
+    func sharedRetryStatuses(_ status: Int) {
+        for rules in [ClassificationRules.standard, SlackSinkSettings.rules, TwilioSinkSettings.rules] {
+            #expect(Classifier.classify(.http(status: status, retryAfter: "3", body: "busy"), rules: rules).label == "retry")
+            if case .retry(let after, _) = Classifier.classify(.http(status: status, retryAfter: "3", body: "busy"), rules: rules) {
+                #expect(after == .seconds(3), "Retry-After is honoured for every sink")
+            }
+        }
+    }
+
+    @Test("SMTP and transport reports", arguments: [
+        (SinkReport.smtp(code: 250, reply: "OK"), DeliveryOutcome.delivered(detail: "SMTP 250")),
+        (.smtp(code: 451, reply: "try later"), .retry(reason: "SMTP 451: try later")),
+        (.smtp(code: 550, reply: "no such user"), .permanent(reason: "SMTP 550: no such user")),
+        (.transport("connection refused"), .retry(reason: "connection refused")),
+        (.refused("SMTP authentication failed"), .permanent(reason: "SMTP authentication failed")),
+    ])
+    func otherReports(_ report: SinkReport, _ expected: DeliveryOutcome) {
+        #expect(Classifier.classify(report) == expected)
+    }
 }

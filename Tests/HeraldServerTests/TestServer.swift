@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldSinks
 import HeraldServer
 import HeraldTesting
 import NIOHTTP1

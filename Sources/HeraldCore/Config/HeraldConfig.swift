@@ -29,10 +29,7 @@ public struct HeraldConfig: Sendable {
     /// The numbers our own Twilio sinks send from: an inbound message from one of them is never
     /// sent by SMS again (loop guard).
     public var ownSMSNumbers: Set<String> {
-        Set(sinks.compactMap { sink -> String? in
-            if case .twilio(let twilio) = sink.settings, case .number(let number) = twilio.sender { return number }
-            return nil
-        })
+        Set(sinks.compactMap(\.settings.smsSender))
     }
 }
 
@@ -98,96 +95,26 @@ public struct HTTPSourceConfig: Sendable {
     public var token: Secret
 }
 
-public enum SinkKind: String, Sendable, CaseIterable {
-    case slack, http, file, twilio, email
-}
-
 public struct SinkConfig: Sendable {
     public var name: String
-    public var kind: SinkKind
+    /// The `type:` word (`slack`, `twilio`, …).
+    public var type: String
     public var timeout: Duration
     public var retry: RetryPolicy
     /// How many deliveries to this sink may be under way at once.
     public var concurrency: Int
-    /// Deliveries per second (nil: no limit) and the burst above it. Slack sinks default to 1/s, burst 5.
+    /// Deliveries per second (nil: no limit) and the burst above it (each type has defaults).
     public var rateLimit: Double?
     public var burst: Int
     public var optional: Bool
     /// Why this sink is off (an optional sink with an unset secret); nil when it delivers.
     public var disabledReason: String?
-    public var settings: SinkSettings
-}
+    /// The type's own settings, decoded and validated in its folder of `HeraldSinks`.
+    public var settings: any SinkSettings
 
-public enum SinkSettings: Sendable {
-    case slack(SlackSinkSettings)
-    case http(HTTPSinkSettings)
-    case file(FileSinkSettings)
-    case twilio(TwilioSinkSettings)
-    case email(EmailSinkSettings)
-}
-
-/// An email archive over SMTP (libcurl).
-public struct EmailSinkSettings: Sendable {
-    public enum StartTLS: String, Sendable {
-        case required, none
-    }
-
-    /// `smtp://host:587` (STARTTLS) or `smtps://host:465` (TLS from the first byte).
-    public var url: String
-    public var startTLS: StartTLS
-    public var username: String?
-    public var password: Secret?
-    /// `Name <address>` or a bare address; the address is the envelope sender.
-    public var from: String
-    public var to: [String]
-    public var subject: MessageTemplate
-    public var body: MessageTemplate
-    public var tlsVerify: Bool
-    public var connectTimeout: Duration
-}
-
-/// Twilio's Messages API: SMS to backup phones, one delivery per recipient.
-public struct TwilioSinkSettings: Sendable {
-    public enum Credentials: Sendable {
-        case authToken(Secret)
-        case apiKey(sid: String, secret: Secret)
-    }
-
-    public enum Sender: Sendable, Equatable {
-        case number(String)
-        case messagingService(String)
-    }
-
-    public var accountSID: String
-    public var credentials: Credentials
-    public var sender: Sender
-    /// Normalized numbers.
-    public var to: [String]
-    public var body: MessageTemplate
-    /// `https://api.twilio.com` unless overridden (tests, regional edges).
-    public var baseURL: String
-}
-
-public struct SlackSinkSettings: Sendable {
-    /// A Slack webhook URL is a credential: whoever has it can post to the channel.
-    public var webhookURL: Secret
-    public var text: MessageTemplate
-}
-
-public struct HTTPSinkSettings: Sendable {
-    public var url: Secret
-    public var method: String
-    public var headers: [(name: String, value: Secret)]
-    /// Nil: the event as JSON.
-    public var body: MessageTemplate?
-    public var signingSecret: Secret?
-}
-
-public struct FileSinkSettings: Sendable {
-    public var path: String
-
-    public init(path: String) {
-        self.path = path
+    /// What the sink would send for an event, for `herald route` (a dry run that sends nothing).
+    public func preview(event: Event, route: String?, app: String?) -> String {
+        settings.preview(TemplateContext(event: event, route: route, app: app), event: event)
     }
 }
 

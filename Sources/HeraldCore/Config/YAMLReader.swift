@@ -3,10 +3,12 @@ import Yams
 
 /// Walks a composed YAML tree, checking shape and collecting errors with their positions.
 /// Every scalar string goes through `${VAR}` / `${VAR:-default}` interpolation here.
-struct YAMLReader {
+final class YAMLReader {
     let file: String
     let environment: [String: String]
     private(set) var errors: [ConfigError] = []
+    /// Things worth saying that do not stop start-up.
+    var warnings: [String] = []
     /// While reading an `optional: true` sink, unset variables are collected here instead of being
     /// errors; the sink is then disabled.
     var missingVariables: [String]?
@@ -18,12 +20,12 @@ struct YAMLReader {
 
     // MARK: Errors
 
-    mutating func fail(_ node: Node?, _ message: String) {
+    func fail(_ node: Node?, _ message: String) {
         let mark = node?.mark
         errors.append(ConfigError(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
     }
 
-    mutating func fail(line: Int, column: Int, _ message: String) {
+    func fail(line: Int, column: Int, _ message: String) {
         errors.append(ConfigError(file: file, line: line, column: column, message: message))
     }
 
@@ -41,7 +43,7 @@ struct YAMLReader {
     }
 
     /// A mapping with only the `allowed` keys; unknown keys are reported where they stand.
-    mutating func mapping(_ node: Node, _ path: String, allowed: [String]) -> Fields? {
+    func mapping(_ node: Node, _ path: String, allowed: [String]) -> Fields? {
         guard case .mapping(let mapping) = node else {
             fail(node, "\(path) must be a mapping of keys to values")
             return nil
@@ -65,7 +67,7 @@ struct YAMLReader {
     }
 
     /// A mapping whose keys are names chosen by the user (sinks), in file order.
-    mutating func namedMapping(_ node: Node, _ path: String) -> [(name: String, keyNode: Node, value: Node)] {
+    func namedMapping(_ node: Node, _ path: String) -> [(name: String, keyNode: Node, value: Node)] {
         guard case .mapping(let mapping) = node else {
             fail(node, "\(path) must be a mapping of names to definitions")
             return []
@@ -81,7 +83,7 @@ struct YAMLReader {
         return result
     }
 
-    mutating func sequence(_ node: Node, _ path: String) -> [Node]? {
+    func sequence(_ node: Node, _ path: String) -> [Node]? {
         guard case .sequence(let sequence) = node else {
             fail(node, "\(path) must be a list")
             return nil
@@ -97,7 +99,7 @@ struct YAMLReader {
     // MARK: Scalars
 
     /// A string value after interpolation. `secret` keeps the value out of any message.
-    mutating func string(_ node: Node, _ path: String) -> String? {
+    func string(_ node: Node, _ path: String) -> String? {
         guard case .scalar(let scalar) = node, !Self.isNull(node) else {
             fail(node, "\(path) must be a string")
             return nil
@@ -105,7 +107,7 @@ struct YAMLReader {
         return interpolate(scalar.string, node: node, path: path)
     }
 
-    mutating func nonEmptyString(_ node: Node, _ path: String) -> String? {
+    func nonEmptyString(_ node: Node, _ path: String) -> String? {
         guard let value = string(node, path) else { return nil }
         if value.isEmpty, missingVariables?.isEmpty ?? true {
             fail(node, "\(path) must not be empty")
@@ -115,7 +117,7 @@ struct YAMLReader {
     }
 
     /// One string or a list of strings.
-    mutating func stringList(_ node: Node, _ path: String) -> [String]? {
+    func stringList(_ node: Node, _ path: String) -> [String]? {
         if case .sequence(let sequence) = node {
             var values: [String] = []
             for (index, item) in sequence.enumerated() {
@@ -131,7 +133,7 @@ struct YAMLReader {
         return string(node, path).map { [$0] }
     }
 
-    mutating func bool(_ node: Node, _ path: String) -> Bool? {
+    func bool(_ node: Node, _ path: String) -> Bool? {
         guard let text = string(node, path) else { return nil }
         switch text.lowercased() {
         case "true", "yes", "on": return true
@@ -142,7 +144,7 @@ struct YAMLReader {
         }
     }
 
-    mutating func int(_ node: Node, _ path: String, range: ClosedRange<Int>) -> Int? {
+    func int(_ node: Node, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, path) else { return nil }
         guard let value = Int(text), range.contains(value) else {
             fail(node, "\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(shown(node, text))")
@@ -151,7 +153,7 @@ struct YAMLReader {
         return value
     }
 
-    mutating func duration(_ node: Node, _ path: String) -> Duration? {
+    func duration(_ node: Node, _ path: String) -> Duration? {
         guard let text = string(node, path) else { return nil }
         guard let value = Duration.parse(text) else {
             fail(node, "bad duration \(shown(node, text)) for \(path): write a number and a unit, like 500ms, 30s, 10m, 2h or 7d")
@@ -161,7 +163,7 @@ struct YAMLReader {
     }
 
     /// An http or https URL with a host. The value is never quoted back: URLs often carry tokens.
-    mutating func url(_ node: Node, _ path: String, schemes: [String] = ["http", "https"]) -> String? {
+    func url(_ node: Node, _ path: String, schemes: [String] = ["http", "https"]) -> String? {
         guard let text = string(node, path) else { return nil }
         if text.isEmpty, !(missingVariables?.isEmpty ?? true) { return text }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
@@ -182,48 +184,26 @@ struct YAMLReader {
 
     // MARK: Interpolation
 
-    /// Replaces `${NAME}` and `${NAME:-default}`. An unset variable without a default is an error
-    /// naming the variable and the key (never a value).
-    mutating func interpolate(_ text: String, node: Node, path: String) -> String? {
-        guard text.contains("${") else { return text }
-        var output = ""
-        var rest = Substring(text)
-        while let start = rest.range(of: "${") {
-            output += rest[..<start.lowerBound]
-            let afterOpen = rest[start.upperBound...]
-            guard let close = afterOpen.firstIndex(of: "}") else {
-                fail(node, "\(path) has a '${' without a closing '}'")
-                return nil
+    /// Resolves `${NAME}` and `${NAME:-default}` (`ConfigString`). An unset variable without a
+    /// default is an error naming the variable and the key (never a value), except inside an
+    /// optional sink, which is then disabled.
+    func interpolate(_ text: String, node: Node, path: String) -> String? {
+        switch ConfigString.interpolate(text, environment: environment) {
+        case .failure(.unterminated):
+            fail(node, "\(path) has a '${' without a closing '}'")
+            return nil
+        case .failure(.badName(let name)):
+            fail(node, "\(path) has '${\(name)}', which is not a valid variable name")
+            return nil
+        case .success(let resolved):
+            guard let name = resolved.missing.first else { return resolved.value }
+            if missingVariables != nil {
+                missingVariables?.append(contentsOf: resolved.missing)
+                return resolved.value
             }
-            let inner = afterOpen[..<close]
-            let name: Substring, fallback: Substring?
-            if let sep = inner.range(of: ":-") {
-                name = inner[..<sep.lowerBound]
-                fallback = inner[sep.upperBound...]
-            } else {
-                name = inner
-                fallback = nil
-            }
-            guard let first = name.first, first == "_" || (first.isASCII && first.isLetter),
-                  name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) })
-            else {
-                fail(node, "\(path) has '${\(name)}', which is not a valid variable name")
-                return nil
-            }
-            if let value = environment[String(name)] {
-                output += value
-            } else if let fallback {
-                output += fallback
-            } else if missingVariables != nil {
-                missingVariables?.append(String(name))
-            } else {
-                fail(node, "environment variable \(name) is not set (used by \(path)); set it, or write ${\(name):-default}")
-                return nil
-            }
-            rest = afterOpen[afterOpen.index(after: close)...]
+            fail(node, "environment variable \(name) is not set (used by \(path)); set it, or write ${\(name):-default}")
+            return nil
         }
-        output += rest
-        return output
     }
 }
 

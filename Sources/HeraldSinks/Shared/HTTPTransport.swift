@@ -4,8 +4,9 @@ import HeraldCore
 import NIOCore
 import NIOHTTP1
 
-/// Sends one request with a deadline and reads at most the first 64 KiB of the answer. Shared by the HTTP
-/// based sinks so that timeouts and error texts are the same everywhere.
+/// Sends one request with a deadline and reports what happened (`SinkReport`), reading at most
+/// the first 64 KiB of the answer. Shared by the HTTP based sinks so that timeouts and error
+/// texts are the same everywhere.
 struct HTTPTransport: Sendable {
     let client: HTTPClient
 
@@ -15,7 +16,16 @@ struct HTTPTransport: Sendable {
         var body: String
     }
 
-    func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async throws -> Answer {
+    func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async -> SinkReport {
+        do {
+            let answer = try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout)
+            return .http(status: answer.status, retryAfter: answer.retryAfter, body: answer.body)
+        } catch {
+            return .transport(Classifier.describe(error: error, timeout: timeout))
+        }
+    }
+
+    func exchange(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async throws -> Answer {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }

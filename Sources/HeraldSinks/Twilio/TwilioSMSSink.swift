@@ -61,36 +61,17 @@ public struct TwilioSMSSink: Sink {
         guard request.delivery.recipient?.isEmpty == false else { return .permanent(reason: "no recipient") }
         let body = Data(Self.encode(form(for: request)).utf8)
         let url = "\(settings.baseURL)/2010-04-01/Accounts/\(settings.accountSID)/Messages.json"
-        do {
-            let answer = try await transport.send(
-                url: url, method: .POST,
-                headers: [("Authorization", authorization), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
-                body: body, timeout: timeout
-            )
-            return Self.classify(status: answer.status, retryAfter: answer.retryAfter, body: answer.body)
-        } catch {
-            return HTTPResponseClassifier.classify(error: error, timeout: timeout)
-        }
+        let report = await transport.send(
+            url: url, method: .POST,
+            headers: [("Authorization", authorization), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
+            body: body, timeout: timeout
+        )
+        return Classifier.classify(report, rules: TwilioSinkSettings.rules)
     }
 
-    /// Twilio answers `201` with the message, or `{"code": 21211, "message": "…", "status": 400}`.
-    /// 429 / code 20429 and 5xx are retried; every other error is permanent, with Twilio's code and
-    /// message kept for the audit trail.
+    /// What an answer from Twilio means (`TwilioSinkSettings.rules`).
     public static func classify(status: Int, retryAfter: String?, body: String, now: Date = Date()) -> DeliveryOutcome {
-        let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
-        if (200..<300).contains(status) {
-            let sid = json?["sid"] as? String
-            return .delivered(detail: sid.map { "Twilio \($0)" } ?? "Twilio HTTP \(status)")
-        }
-        let code = json?["code"] as? Int
-        let message = (json?["message"] as? String).map { String($0.prefix(200)) }
-        var reason = "Twilio HTTP \(status)"
-        if let code { reason += ", error \(code)" }
-        if let message { reason += ": \(message)" }
-        if status == 429 || code == 20429 || (500..<600).contains(status) {
-            return .retry(after: retryAfter.flatMap { HTTPResponseClassifier.parseRetryAfter($0, now: now) }, reason: reason)
-        }
-        return .permanent(reason: reason)
+        Classifier.classify(.http(status: status, retryAfter: retryAfter, body: body), rules: TwilioSinkSettings.rules, now: now)
     }
 
     static func encode(_ fields: [(String, String)]) -> String {

@@ -40,13 +40,9 @@ public struct HTTPSink: Sink {
 
     public func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
         let (headers, body) = self.request(for: request)
-        do {
-            let answer = try await transport.send(
-                url: settings.url.value, method: HTTPMethod(rawValue: settings.method), headers: headers, body: body, timeout: timeout
-            )
-            return HTTPResponseClassifier.classify(status: answer.status, retryAfter: answer.retryAfter, body: answer.body)
-        } catch {
-            return HTTPResponseClassifier.classify(error: error, timeout: timeout)
-        }
+        let report = await transport.send(
+            url: settings.url.value, method: HTTPMethod(rawValue: settings.method), headers: headers, body: body, timeout: timeout
+        )
+        return Classifier.classify(report)
     }
 }

@@ -132,26 +132,23 @@ public struct EmailSink: Sink {
         var replyCode = 0
         herald_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &replyCode)
         let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return classify(result, replyCode: replyCode, detail: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail)
+        return Classifier.classify(report(result, replyCode: replyCode, detail: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail))
     }
 
-    /// SMTP 4xx → retry, 5xx → permanent, rejected credentials → permanent; connection problems
-    /// are retried. The reply text is kept (it never holds the password).
-    static func classify(_ result: CURLcode, replyCode: Int, detail: String) -> DeliveryOutcome {
-        if result == CURLE_OK { return .delivered(detail: "SMTP \(replyCode == 0 ? 250 : replyCode)") }
+    /// What libcurl's result says happened: the server's reply, a refusal of our own rules
+    /// (credentials, TLS), or no answer. `Classifier` decides what it means.
+    static func report(_ result: CURLcode, replyCode: Int, detail: String) -> SinkReport {
+        if result == CURLE_OK { return .smtp(code: replyCode == 0 ? 250 : replyCode, reply: detail) }
         if result == CURLE_LOGIN_DENIED {
-            return .permanent(reason: "SMTP authentication failed (\(replyCode == 0 ? "login denied" : "reply \(replyCode)")): check username and password")
+            return .refused("SMTP authentication failed (\(replyCode == 0 ? "login denied" : "reply \(replyCode)")): check username and password")
         }
         if result == CURLE_USE_SSL_FAILED {
-            return .permanent(reason: "the mail server does not offer STARTTLS; use smtps:// or, on a trusted network, starttls: none")
+            return .refused("the mail server does not offer STARTTLS; use smtps:// or, on a trusted network, starttls: none")
         }
         if result == CURLE_PEER_FAILED_VERIFICATION {
-            return .permanent(reason: "the mail server's TLS certificate is not trusted (\(detail)); set tls_verify: false only for a server you control")
+            return .refused("the mail server's TLS certificate is not trusted (\(detail)); set tls_verify: false only for a server you control")
         }
-        switch replyCode {
-        case 400..<500: return .retry(reason: "SMTP \(replyCode): \(detail)")
-        case 500..<600: return .permanent(reason: "SMTP \(replyCode): \(detail)")
-        default: return .retry(reason: "SMTP transfer failed: \(detail)")
-        }
+        if (400..<600).contains(replyCode) { return .smtp(code: replyCode, reply: detail) }
+        return .transport("SMTP transfer failed: \(detail)")
     }
 }
