@@ -28,10 +28,9 @@ struct AdminAPI: Sendable {
         try authorize(request)
         do {
             let warnings = try await runtime.reload()
-            return try json(["reloaded": true, "warnings": warnings])
+            return try json(AdminReload(reloaded: true, warnings: warnings, errors: nil))
         } catch let errors as ConfigErrors {
-            let body = try JSONSerialization.data(withJSONObject: ["reloaded": false, "errors": errors.errors.map(\.description)], options: [.sortedKeys, .withoutEscapingSlashes])
-            return Response(status: .badRequest, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return try json(AdminReload(reloaded: false, warnings: nil, errors: errors.errors.map(\.description)), status: .badRequest)
         }
     }
 
@@ -52,13 +51,13 @@ struct AdminAPI: Sendable {
         filter.since = try time(query, "since")
         filter.until = try time(query, "until")
         let events = try await runtime.store.events(filter)
-        return try json(["events": events.map { AdminJSON.event($0, attempts: false) }])
+        return try json(AdminEventList(events: events.map { AdminEvent($0, attempts: false) }))
     }
 
     private func showEvent(_ request: Request, id: String) async throws -> Response {
         try authorize(request)
         guard let stored = try await runtime.store.event(id: id) else { throw HTTPError(.notFound, message: "no event \(id)") }
-        return try json(AdminJSON.event(stored, attempts: true))
+        return try json(AdminEvent(stored, attempts: true))
     }
 
     private func listDeliveries(_ request: Request) async throws -> Response {
@@ -66,7 +65,7 @@ struct AdminAPI: Sendable {
         let query = request.uri.queryParameters
         let filter = DeliveryFilter(state: try state(query), sink: query["sink"].map(String.init), limit: try limit(query))
         let deliveries = try await runtime.store.deliveries(filter)
-        return try json(["deliveries": deliveries.map(AdminJSON.delivery)])
+        return try json(AdminDeliveryList(deliveries: deliveries.map(AdminDelivery.init)))
     }
 
     private func retry(_ request: Request, id: String) async throws -> Response {
@@ -77,7 +76,7 @@ struct AdminAPI: Sendable {
                 ? HTTPError(.conflict, message: "delivery \(id) is neither failed nor expired")
                 : HTTPError(.notFound, message: "no delivery \(id)")
         }
-        return try json(AdminJSON.delivery(delivery))
+        return try json(AdminDelivery(delivery))
     }
 
     // MARK: Query parameters
@@ -102,35 +101,8 @@ struct AdminAPI: Sendable {
         return date
     }
 
-    private func json(_ object: Any) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
-/// The admin API's JSON shapes (also printed by `herald deliveries --json`).
-public enum AdminJSON {
-    public static func delivery(_ d: Delivery) -> [String: Any] {
-        [
-            "id": d.id, "event_id": d.eventID, "sink": d.sink, "recipient": d.recipient ?? NSNull(), "route": d.route ?? NSNull(),
-            "app": d.app ?? NSNull(), "state": d.state.rawValue, "attempts": d.attempts,
-            "next_attempt_at": RFC3339.string(from: d.nextAttemptAt), "expires_at": RFC3339.string(from: d.expiresAt),
-            "last_error": d.lastError ?? NSNull(), "created_at": RFC3339.string(from: d.createdAt), "updated_at": RFC3339.string(from: d.updatedAt),
-        ]
-    }
-
-    public static func attempt(_ a: DeliveryAttempt) -> [String: Any] {
-        [
-            "delivery_id": a.deliveryID, "number": a.number, "started_at": RFC3339.string(from: a.startedAt),
-            "duration_ms": Int((a.duration.seconds * 1000).rounded()), "outcome": a.outcome, "detail": a.detail ?? NSNull(),
-        ]
-    }
-
-    public static func event(_ stored: StoredEvent, attempts: Bool) -> [String: Any] {
-        var object = (try? JSONSerialization.jsonObject(with: stored.event.jsonData()) as? [String: Any]) ?? [:]
-        object["routed"] = stored.isRouted
-        object["deliveries"] = stored.deliveries.map(delivery)
-        if attempts { object["attempts"] = stored.attempts.map(attempt) }
-        return object
+    private func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try AdminCoding.encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

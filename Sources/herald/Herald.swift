@@ -293,26 +293,17 @@ struct Retry: AsyncParsableCommand {
 
     /// True when the running server took the retry; false when no server answered.
     private func retryThroughServer(_ config: HeraldConfig, token: Secret) async throws -> Bool {
-        let host = config.server.host.contains(":") ? "[\(config.server.host)]" : config.server.host
-        var request = HTTPClientRequest(url: "http://\(host):\(config.server.port)/admin/deliveries/\(id)/retry")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(token.value)")
-        let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
-        } catch {
-            return false
-        }
-        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        switch response.status.code {
-        case 200:
-            print("\(id) is being sent again by the running server")
+            let delivery = try await AdminClient(config: config, token: token).retry(deliveryID: id)
+            print("\(delivery.id) is being sent again by the running server (sink \(delivery.sink))")
             return true
-        case 404 where body.contains("no delivery"), 409:
-            let message = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: [String: String]])?["error"]?["message"]
-            printError("herald: \(message ?? body)")
+        } catch AdminClient.Failure.unreachable {
+            return false
+        } catch AdminClient.Failure.refused(let status, let message) where status == 404 || status == 409 {
+            printError("herald: \(message)")
             throw ExitCode(1)
-        default:
+        } catch {
+            // Another server on that port, or a wrong token: change the store directly.
             return false
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldServer
 import HeraldTesting
 import NIOHTTP1
 import Testing
@@ -109,6 +110,48 @@ struct AdminAPITests {
         #expect(try await server.request(.POST, "/admin/deliveries/dlv_missing/retry", headers: Self.auth).status == 404)
         await server.stop()
         await sink.stop()
+    }
+}
+
+/// `herald retry`'s side of the admin API: the typed client decodes what the server encodes.
+@Suite("Admin client")
+struct AdminClientTests {
+    @Test func theClientSpeaksTheServersTypes() async throws {
+        let sink = try await FakeReceiver.start(script: [.status(500, "down")])
+        let server = try await TestServer.start(AdminAPITests.config(sink))
+        let client = AdminClient(baseURL: "http://127.0.0.1:\(server.port)", token: Secret("admin-token"))
+        #expect(try await server.postTwilio(sms("Your AWS code is 111111", sid: "SMc1")).status == 200)
+        #expect(await eventually { (try? await client.deliveries(state: .failed).count) == 1 })
+        let failed = try #require(try await client.deliveries(state: .failed).first)
+        #expect(failed.sink == "audit")
+        #expect(failed.lastError == "gave up after 1 attempts: HTTP 500: down")
+        let event = try await client.event(id: failed.eventID)
+        #expect(event.event.sourceID == "SMc1")
+        #expect(event.event.otp == "111111")
+        #expect(event.routed)
+        #expect(event.attempts?.map(\.outcome) == ["retry"])
+
+        let retried = try await client.retry(deliveryID: failed.id)
+        #expect(retried.id == failed.id)
+        #expect(retried.state == .pending)
+        #expect(await eventually { (try? await client.deliveries(state: .delivered).first?.id) == failed.id })
+        let delivered = try #require(try await client.deliveries(state: .delivered).first)
+        #expect(delivered.attempts == 2)
+
+        await #expect(throws: AdminClient.Failure.refused(status: 409, message: "delivery \(failed.id) is neither failed nor expired")) {
+            try await client.retry(deliveryID: failed.id)
+        }
+        await #expect(throws: AdminClient.Failure.refused(status: 404, message: "no delivery dlv_missing")) {
+            try await client.retry(deliveryID: "dlv_missing")
+        }
+        let stranger = AdminClient(baseURL: "http://127.0.0.1:\(server.port)", token: Secret("wrong"))
+        await #expect(throws: AdminClient.Failure.refused(status: 401, message: "missing or wrong admin token")) {
+            try await stranger.retry(deliveryID: failed.id)
+        }
+        await server.stop()
+        await sink.stop()
+        let gone = AdminClient(baseURL: "http://127.0.0.1:\(try await freeLoopbackPort())", token: Secret("admin-token"))
+        await #expect(throws: AdminClient.Failure.unreachable) { try await gone.retry(deliveryID: failed.id) }
     }
 }
 
