@@ -118,6 +118,19 @@ struct DispatchMachineTests {
         #expect(run.machine.outstanding == 0)
     }
 
+    @Test func aBusyLaneClaimsOnlyWhenAQuarterOfItsSlotsAreFree() {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 16)])
+        _ = run.on(.started)
+        let batch = (0..<16).map { Self.claimed("dlv_\($0)", at: run.now) }
+        _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: batch, nextDueIn: .zero)))
+        var claims: [[String: Int]] = []
+        for claimed in batch.prefix(4) {
+            claims.append(Self.claims(run.on(.attemptFinished(claimed, outcome: .delivered(), startedAt: run.now, duration: .zero))))
+        }
+        #expect(claims == [[:], [:], [:], ["slack": 4]], "one claim for four free slots, not four claims")
+        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "the claim holds the free slots")
+    }
+
     // MARK: The fast path
 
     @Test func aFreshDeliveryStartsAtOnceWithinTheConcurrency() throws {

@@ -278,40 +278,16 @@ extension Array {
 /// reported as if it had.
 @Suite("Dispatcher: results that did not land")
 struct UnappliedResultTests {
-    /// Forwards to a memory store, but every `complete` is fenced out or fails.
-    actor LosingStore: OutboxStore {
-        let inner: InMemoryOutboxStore
-        let fails: Bool
-        init(clock: ManualClock, fails: Bool) {
-            inner = InMemoryOutboxStore(clock: clock)
-            self.fails = fails
-        }
-        struct DiskFull: Error {}
-        nonisolated func now() -> Date { inner.now() }
-        func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult { try await inner.insert(event, deliveries: deliveries) }
-        func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { try await inner.claimDue(sink: sink, limit: limit, leaseFor: leaseFor) }
-        func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {
-            if fails { throw DiskFull() }
-            return false
-        }
-        func release(_ delivery: Delivery) async throws -> Bool { try await inner.release(delivery) }
-        func recover() async throws -> Int { try await inner.recover() }
-        func releaseExpiredLeases() async throws -> Set<String> { try await inner.releaseExpiredLeases() }
-        func failPending(outside sinks: Set<String>) async throws -> [String: Int] { try await inner.failPending(outside: sinks) }
-        func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? { try await inner.retry(deliveryID: deliveryID, expiresIn: expiresIn) }
-        func purge(olderThan age: Duration) async throws -> Int { try await inner.purge(olderThan: age) }
-        nonisolated func wakeups() -> AsyncStream<String> { inner.wakeups() }
-        func event(id: String) async throws -> StoredEvent? { try await inner.event(id: id) }
-        func delivery(id: String) async throws -> Delivery? { try await inner.delivery(id: id) }
-        func count(state: DeliveryState) async throws -> Int { try await inner.count(state: state) }
-        func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { try await inner.deliveries(filter) }
-        func events(_ filter: EventFilter) async throws -> [StoredEvent] { try await inner.events(filter) }
-    }
+    struct DiskFull: Error {}
 
     @Test(arguments: [false, true])
     func aResultThatDidNotLandIsNotCounted(_ storeFails: Bool) async throws {
         let clock = ManualClock()
-        let store = LosingStore(clock: clock, fails: storeFails)
+        // Every `complete` is fenced out, or fails.
+        let store = HookedStore(clock: clock, complete: { _, _ in
+            if storeFails { throw DiskFull() }
+            return false
+        })
         let metrics = TestMetrics()
         let sink = RecordingSink(name: "slack")
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -157,30 +157,6 @@ struct AdminClientTests {
 
 @Suite("Health")
 struct HealthTests {
-    /// A store whose reads never answer.
-    actor StuckStore: OutboxStore {
-        let inner = InMemoryOutboxStore()
-        func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult { try await inner.insert(event, deliveries: deliveries) }
-        nonisolated func now() -> Date { Date() }
-        func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { ClaimBatch() }
-        func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool { try await inner.complete(attempt, result: result) }
-        func release(_ delivery: Delivery) async throws -> Bool { false }
-        func recover() async throws -> Int { 0 }
-        func releaseExpiredLeases() async throws -> Set<String> { [] }
-        func failPending(outside sinks: Set<String>) async throws -> [String: Int] { [:] }
-        func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? { nil }
-        func purge(olderThan age: Duration) async throws -> Int { 0 }
-        nonisolated func wakeups() -> AsyncStream<String> { inner.wakeups() }
-        func event(id: String) async throws -> StoredEvent? { nil }
-        func delivery(id: String) async throws -> Delivery? { nil }
-        func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { [] }
-        func events(_ filter: EventFilter) async throws -> [StoredEvent] { [] }
-        func count(state: DeliveryState) async throws -> Int {
-            try await Task.sleep(for: .seconds(30))
-            return 0
-        }
-    }
-
     static let yaml = """
         sinks: { inbox: { type: file, path: /dev/null } }
         routes: [ { deliver: [inbox] } ]
@@ -197,7 +173,7 @@ struct HealthTests {
     }
 
     @Test func notReadyWhenTheStoreDoesNotAnswer() async throws {
-        let server = try await TestServer.start(Self.yaml, store: StuckStore())
+        let server = try await TestServer.start(Self.yaml, store: HookedStore(beforeCount: { try await Task.sleep(for: .seconds(30)) }))
         let ready = try await server.request(.GET, "/readyz")
         #expect(ready.status == 503)
         #expect(ready.body == "not ready: the store did not answer within 1 s\n")

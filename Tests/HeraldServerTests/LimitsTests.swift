@@ -85,7 +85,7 @@ struct LimitsTests {
     /// Defect 8: the timer re-armed when a request ended, so an answer slower than
     /// `header_timeout` was cut off mid-response.
     @Test func anAnswerSlowerThanTheHeaderTimeoutIsNotCutOff() async throws {
-        let store = SlowInsertStore(delay: .milliseconds(1600))
+        let store = HookedStore(beforeInsert: { try await Task.sleep(for: .milliseconds(1600)) })
         let server = try await TestServer.start("""
             server: { limits: { header_timeout: 1s } }
             sources: { http: { token: \(TestServer.inboundToken) } }
@@ -130,30 +130,4 @@ struct HTTPClientRequestBuilder {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
         return (Int(response.status.code), response.headers.first(name: "Retry-After"))
     }
-}
-
-/// A memory store whose inserts take `delay`: a webhook answer slower than the header timeout.
-actor SlowInsertStore: OutboxStore {
-    let inner = InMemoryOutboxStore()
-    let delay: Duration
-    init(delay: Duration) { self.delay = delay }
-    nonisolated func now() -> Date { inner.now() }
-    func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
-        try await Task.sleep(for: delay)
-        return try await inner.insert(event, deliveries: deliveries)
-    }
-    func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { try await inner.claimDue(sink: sink, limit: limit, leaseFor: leaseFor) }
-    func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool { try await inner.complete(attempt, result: result) }
-    func release(_ delivery: Delivery) async throws -> Bool { try await inner.release(delivery) }
-    func recover() async throws -> Int { try await inner.recover() }
-    func releaseExpiredLeases() async throws -> Set<String> { try await inner.releaseExpiredLeases() }
-    func failPending(outside sinks: Set<String>) async throws -> [String: Int] { try await inner.failPending(outside: sinks) }
-    func retry(deliveryID: String, expiresIn: Duration) async throws -> Delivery? { try await inner.retry(deliveryID: deliveryID, expiresIn: expiresIn) }
-    func purge(olderThan age: Duration) async throws -> Int { try await inner.purge(olderThan: age) }
-    nonisolated func wakeups() -> AsyncStream<String> { inner.wakeups() }
-    func event(id: String) async throws -> StoredEvent? { try await inner.event(id: id) }
-    func delivery(id: String) async throws -> Delivery? { try await inner.delivery(id: id) }
-    func count(state: DeliveryState) async throws -> Int { try await inner.count(state: state) }
-    func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { try await inner.deliveries(filter) }
-    func events(_ filter: EventFilter) async throws -> [StoredEvent] { try await inner.events(filter) }
 }

@@ -296,7 +296,9 @@ public struct DispatchMachine: Sendable {
             return
         }
         var limit = lane.freeSlots
-        guard limit > 0 else { return }  // a finishing attempt pumps again
+        // A busy lane claims in batches: one store write for a quarter of its slots rather than
+        // one per finished attempt (fresh deliveries take single free slots without a write).
+        guard limit > 0, lane.running == 0 || limit >= lane.settings.claimBatch else { return }  // a finishing attempt pumps again
         if let paused = lane.pausedUntil {
             if paused > now {
                 timers.insert(Timer(at: paused, sink: sink))

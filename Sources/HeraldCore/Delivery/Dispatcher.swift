@@ -98,7 +98,8 @@ public final class Dispatcher: Service, Sendable {
                 }
                 // Stopped, or cancelled (the service group's shutdown grace ran out): whatever
                 // still runs is cancelled; its deliveries stay in flight and the next start
-                // resumes them.
+                // resumes them. Nothing is taken in any more.
+                input.finish()
                 group.cancelAll()
             }
         } onGracefulShutdown: {

@@ -21,7 +21,7 @@ public struct SlackSink: Sink {
     }
 
     public static func payload(text: String) -> Data {
-        let cut = text.count > maxText ? String(text.prefix(maxText - 1)) + "…" : text
+        let cut = text.cut(to: maxText)
         // A dictionary of one string always encodes.
         return (try? JSONSerialization.data(withJSONObject: ["text": cut], options: [.withoutEscapingSlashes])) ?? Data()
     }

@@ -32,8 +32,7 @@ public struct TwilioSMSSink: Sink {
 
     /// The form fields of one attempt, in the order they are sent.
     public func form(for request: DeliveryRequest) -> [(String, String)] {
-        var body = settings.body.render(request.templateContext)
-        if body.count > Self.maxBody { body = String(body.prefix(Self.maxBody - 1)) + "…" }
+        let body = settings.body.render(request.templateContext).cut(to: Self.maxBody)
         var fields: [(String, String)] = [("To", request.delivery.recipient ?? "")]
         switch settings.sender {
         case .number(let number): fields.append(("From", number))

@@ -49,7 +49,12 @@ struct HeraldBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: folder) }
         let port = try await freePort()
         try """
-            server: { listen: "127.0.0.1:\(port)", public_url: "http://bench.test" }
+            server:
+              listen: "127.0.0.1:\(port)"
+              public_url: "http://bench.test"
+              # The load generator is one client: the per-client limit (100/s by default) would
+              # measure the limiter, not Herald.
+              limits: { per_client: 1000000/s, per_client_burst: 1000000 }
             storage: sqlite:herald.db
             sources: { twilio: { auth_token: bench-token } }
             defaults: { expire_after: 10m, retry: { max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s } }
