@@ -71,7 +71,7 @@ struct DispatchMachineTests {
         var run = Run()
         #expect(run.on(.workStored(sinks: ["slack"])) == [])
         #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "recovery would return a fresh claim to pending under a worker")
-        #expect(run.on(.started) == [.failOrphans(keeping: ["slack"]), .claim(sink: "slack", limit: 4, leaseFor: .seconds(30))])
+        #expect(run.on(.started) == [.failOrphans(keeping: ["slack"]), .claim(sink: "slack", limit: 8, leaseFor: .seconds(30))])
     }
 
     /// Defect 4: a lane added by a reload during recovery used to be run by two loops.
@@ -79,7 +79,7 @@ struct DispatchMachineTests {
         var run = Run()
         #expect(run.on(.reconfigured([LaneSettings(sink: "slack"), LaneSettings(sink: "audit", concurrency: 2)])) == [])
         let actions = run.on(.started)
-        #expect(Self.claims(actions) == ["slack": 4, "audit": 2])
+        #expect(Self.claims(actions) == ["slack": 8, "audit": 4])
         #expect(actions.filter { if case .claim = $0 { true } else { false } }.count == 2)
         #expect(run.on(.workStored(sinks: ["audit"])) == [], "a claim is already on its way")
     }
@@ -118,17 +118,24 @@ struct DispatchMachineTests {
         #expect(run.machine.outstanding == 0)
     }
 
-    @Test func aBusyLaneClaimsOnlyWhenAQuarterOfItsSlotsAreFree() {
+    /// A busy lane holds up to twice its concurrency (running or ready), so a slot that frees
+    /// finds the next delivery waiting; it claims more only once half its room is free.
+    @Test func aBusyLaneKeepsWorkReadyAndClaimsInBatches() {
         var run = Run([LaneSettings(sink: "slack", concurrency: 16)])
-        _ = run.on(.started)
-        let batch = (0..<16).map { Self.claimed("dlv_\($0)", at: run.now) }
-        _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: batch, nextDueIn: .zero)))
+        #expect(Self.claims(run.on(.started)) == ["slack": 32])
+        let batch = (0..<32).map { Self.claimed("dlv_\($0)", at: run.now) }
+        let started = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: batch, nextDueIn: .zero)))
+        #expect(Self.sends(started).count == 16, "sixteen run, sixteen wait")
         var claims: [[String: Int]] = []
-        for claimed in batch.prefix(4) {
-            claims.append(Self.claims(run.on(.attemptFinished(claimed, outcome: .delivered(), startedAt: run.now, duration: .zero))))
+        var sent: [String] = []
+        for claimed in batch.prefix(8) {
+            let actions = run.on(.attemptFinished(claimed, outcome: .delivered(), startedAt: run.now, duration: .zero))
+            sent += Self.sends(actions)
+            claims.append(Self.claims(actions))
         }
-        #expect(claims == [[:], [:], [:], ["slack": 4]], "one claim for four free slots, not four claims")
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "the claim holds the free slots")
+        #expect(sent == (16..<24).map { "dlv_\($0)" }, "each freed slot starts the next ready delivery at once")
+        #expect(claims == Array(repeating: [:], count: 7) + [["slack": 8]], "one claim for eight, not eight claims")
+        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "the claim holds the room")
     }
 
     // MARK: The fast path
@@ -138,23 +145,27 @@ struct DispatchMachineTests {
         run.started()
         let (a, first) = try run.mustFresh("dlv_a")
         #expect(first == [.send(a, timeout: .seconds(10))])
-        #expect(run.fresh("dlv_b") != nil)
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "both slots are taken: the next one is stored pending")
+        #expect(run.fresh("dlv_b").map { Self.sends($0.1) } == ["dlv_b"])
+        #expect(run.fresh("dlv_c").map { Self.sends($0.1) } == [], "both slots run: dlv_c waits, claimed")
+        #expect(run.fresh("dlv_d") != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "twice the concurrency is held: the next one is stored pending")
         let finished = run.on(.attemptFinished(a, outcome: .delivered(detail: "HTTP 200", receipt: "m-1"), startedAt: run.now, duration: .milliseconds(80)))
-        #expect(finished.count == 1)
+        #expect(Self.sends(finished) == ["dlv_c"])
         guard case .complete(_, let attempt, let result, nil) = finished.first else { Issue.record("no write: \(finished)"); return }
         #expect(result == DeliveryResult(next: .delivered, receipt: "m-1"))
         #expect(attempt == DeliveryAttempt(deliveryID: "dlv_a", number: 1, startedAt: run.now, duration: .milliseconds(80), outcome: "delivered", detail: "HTTP 200"))
         #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
     }
 
-    @Test func workStoredBehindAFullLaneIsClaimedWhenASlotFrees() throws {
+    @Test func workStoredBehindABusyLaneIsClaimedAheadAndStartsWhenASlotFrees() throws {
         var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
         run.started()
         let (a, _) = try run.mustFresh("dlv_a")
-        #expect(run.on(.workStored(sinks: ["slack"])) == [], "no free slot")
+        #expect(run.on(.workStored(sinks: ["slack"])) == [.claim(sink: "slack", limit: 1, leaseFor: .seconds(30))], "claimed ahead while dlv_a runs")
+        let b = Self.claimed("dlv_b", at: run.now)
+        #expect(Self.sends(run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: [b])))).isEmpty, "no free slot yet")
         let actions = run.on(.attemptFinished(a, outcome: .delivered(), startedAt: run.now, duration: .zero))
-        #expect(Self.claims(actions) == ["slack": 1])
+        #expect(Self.sends(actions) == ["dlv_b"], "the next one starts without a round trip to the store")
     }
 
     /// Defect 2: a delivery whose lease is nearly over when its attempt would start could be
@@ -171,14 +182,14 @@ struct DispatchMachineTests {
             #expect(Self.sends(actions) == ["dlv_a"])
         } else {
             #expect(actions.first == .release(claimed, reason: "too little of its lease was left to start"))
-            #expect(Self.claims(actions) == ["slack": 4], "the lane claims it again with a fresh lease")
+            #expect(Self.claims(actions) == ["slack": 8], "the lane claims it again with a fresh lease")
         }
     }
 
     @Test(arguments: [(Duration.seconds(10), Duration.seconds(30)), (.seconds(25), .seconds(35)), (.seconds(120), .seconds(130))])
     func claimsLeaseLongerThanAnAttemptCanTake(_ timeout: Duration, _ lease: Duration) {
         var run = Run([LaneSettings(sink: "slack", timeout: timeout)])
-        #expect(run.on(.started).contains(.claim(sink: "slack", limit: 4, leaseFor: lease)))
+        #expect(run.on(.started).contains(.claim(sink: "slack", limit: 8, leaseFor: lease)))
         #expect(run.machine.settings(forSink: "slack")?.mayStart(leaseUntil: run.now.adding(lease), now: run.now) == true)
     }
 
@@ -196,6 +207,7 @@ struct DispatchMachineTests {
         var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
         run.started()
         #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil, "room for twice the concurrency")
         #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
         _ = run.on(.reservationsCancelled(["slack"]))
         #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
@@ -259,7 +271,7 @@ struct DispatchMachineTests {
         run.advance(0.999)
         #expect(run.on(.timerFired) == [], "not before it is due")
         run.advance(0.001)
-        #expect(run.on(.timerFired) == [.claim(sink: "slack", limit: 4, leaseFor: .seconds(30))])
+        #expect(run.on(.timerFired) == [.claim(sink: "slack", limit: 8, leaseFor: .seconds(30))])
     }
 
     @Test func aWriteThatFailedOrWasFencedSchedulesNothing() {
@@ -286,7 +298,20 @@ struct DispatchMachineTests {
         run.advance(19)
         #expect(run.on(.timerFired) == [])
         run.advance(1)
-        #expect(Self.claims(run.on(.timerFired)) == ["slack": 4])
+        #expect(Self.claims(run.on(.timerFired)) == ["slack": 8])
+    }
+
+    @Test func aPausedLaneHoldsWhatIsReadyUntilThePauseEnds() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
+        run.started()
+        let (a, _) = try run.mustFresh("dlv_a")
+        let (b, waiting) = try run.mustFresh("dlv_b")
+        #expect(Self.sends(waiting).isEmpty)
+        let finished = run.on(.attemptFinished(a, outcome: .retry(after: .seconds(5), reason: "HTTP 429"), startedAt: run.now, duration: .zero))
+        #expect(Self.sends(finished).isEmpty, "dlv_b waits out the pause")
+        #expect(Self.timers(finished) == [run.now.addingTimeInterval(5)])
+        run.advance(5)
+        #expect(Self.sends(run.on(.timerFired)) == [b.delivery.id])
     }
 
     @Test func aRateLimitPacesClaimsAndReservations() {
@@ -308,7 +333,7 @@ struct DispatchMachineTests {
         let actions = run.on(.claimed(sink: "slack", batch: ClaimBatch(expired: ["dlv_old"], nextDueIn: .seconds(90))))
         #expect(actions == [.expired(sink: "slack", ids: ["dlv_old"]), .armTimer(at: run.now.addingTimeInterval(90))])
         run.advance(90)
-        #expect(Self.claims(run.on(.timerFired)) == ["slack": 4])
+        #expect(Self.claims(run.on(.timerFired)) == ["slack": 8])
     }
 
     /// Work announced while a claim is on its way may have been stored after the claim read.
@@ -316,7 +341,7 @@ struct DispatchMachineTests {
         var run = Run()
         _ = run.on(.started)
         #expect(run.on(.workStored(sinks: ["slack"])) == [])
-        #expect(Self.claims(run.on(.claimed(sink: "slack", batch: ClaimBatch()))) == ["slack": 4])
+        #expect(Self.claims(run.on(.claimed(sink: "slack", batch: ClaimBatch()))) == ["slack": 8])
     }
 
     @Test func aClaimThatFailedIsTriedAgainInASecond() {
@@ -324,7 +349,7 @@ struct DispatchMachineTests {
         _ = run.on(.started)
         #expect(run.on(.claimFailed(sink: "slack")) == [.armTimer(at: run.now.addingTimeInterval(1))])
         run.advance(1)
-        #expect(Self.claims(run.on(.timerFired)) == ["slack": 4])
+        #expect(Self.claims(run.on(.timerFired)) == ["slack": 8])
     }
 
     @Test func aStaleTimerOnlyMakesTheLaneLookOnceMore() {
@@ -336,7 +361,7 @@ struct DispatchMachineTests {
         _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(nextDueIn: .seconds(60))))
         run.advance(60)
         let actions = run.on(.timerFired)
-        #expect(Self.claims(actions) == ["slack": 4])
+        #expect(Self.claims(actions) == ["slack": 8])
         _ = run.on(.claimed(sink: "slack", batch: ClaimBatch()))
         #expect(run.on(.timerFired) == [], "the older timer for the same time finds nothing to do")
     }
@@ -353,9 +378,9 @@ struct DispatchMachineTests {
         #expect(removed == [.failOrphans(keeping: [])])
         #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
         #expect(run.on(.reconfigured([LaneSettings(sink: "slack", concurrency: 1)])) == [.failOrphans(keeping: ["slack"])])
-        #expect(run.on(.workStored(sinks: ["slack"])) == [], "its one slot is still busy")
+        #expect(Self.claims(run.on(.workStored(sinks: ["slack"]))) == ["slack": 1], "the work stored meanwhile is claimed")
         let finished = run.on(.attemptFinished(a, outcome: .delivered(), startedAt: run.now, duration: .zero))
-        #expect(Self.claims(finished) == ["slack": 1], "the work stored meanwhile is claimed")
+        #expect(finished.count == 1, "the attempt's result is written")
     }
 
     @Test func aRemovedLaneFinishesItsAttemptThenGoes() throws {
@@ -417,6 +442,17 @@ struct DispatchMachineTests {
         #expect(run.on(.written(sink: "slack", retryAt: nil)) == [])
         #expect(run.on(.written(sink: "slack", retryAt: nil)) == [.stopped], "stopped once nothing is left")
         #expect(run.machine.phase == .stopped)
+    }
+
+    @Test func shutdownGivesBackWhatWasReady() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
+        run.started()
+        let (a, _) = try run.mustFresh("dlv_a")
+        let (b, _) = try run.mustFresh("dlv_b")
+        #expect(run.on(.shutdown) == [.release(b, reason: "shutting down")])
+        _ = run.on(.written(sink: "slack", retryAt: nil))
+        _ = run.on(.attemptFinished(a, outcome: .delivered(), startedAt: run.now, duration: .zero))
+        #expect(run.on(.written(sink: "slack", retryAt: nil)) == [.stopped])
     }
 
     @Test func shutdownWithNothingUnderWayStopsAtOnce() {

@@ -1,4 +1,5 @@
 import Foundation
+import DequeModule
 import HeapModule
 
 /// Every decision of the delivery engine, as a value: events go in (`handle`), actions come out,
@@ -13,10 +14,13 @@ import HeapModule
 ///
 /// The rules, in the order they apply:
 /// 1. Nothing is claimed before start-up recovery is done (`started`) or after `shutdown`.
-/// 2. A fresh delivery may be stored already claimed only if its lane can start it at once
-///    (`reserve`): a free slot and a token; it then starts without another write.
+/// 2. A fresh delivery may be stored already claimed only if its lane has room for it (`reserve`):
+///    a token, and fewer than twice its concurrency held (running or ready to run). It starts
+///    without another write, at once or as soon as a slot frees; claims from the store fill the
+///    same bounded room, so a busy lane never idles waiting for a claim to come back.
 /// 3. An attempt starts only if its lease outlasts the sink's timeout plus a margin, and only
 ///    before the delivery's expiry; otherwise the claim is given back, or the delivery expires.
+///    A lane paused by `Retry-After` holds what it has ready until the pause ends.
 /// 4. An outcome decides the next state (`DeliveryRules`); a retry is due at the policy's time,
 ///    and the lane looks for it once the result is written.
 /// 5. `Retry-After` pauses the whole lane until then.
@@ -73,9 +77,13 @@ public struct DispatchMachine: Sendable {
         var settings: LaneSettings
         var bucket: TokenBucket?
         var pausedUntil: Date?
-        /// Attempts under way, and fresh deliveries reserved for an immediate start.
+        /// Attempts under way.
         var running = 0
-        /// Slots held by a claim on its way to the store (0: none).
+        /// Claimed and waiting for a slot (bounded: see `room`).
+        var ready: Deque<ClaimedDelivery> = []
+        /// Fresh deliveries reserved and not yet stored.
+        var reserved = 0
+        /// Deliveries asked of the store by a claim on its way (0: none).
         var claiming = 0
         /// When the store may next have due work for this sink; nil: none known.
         var dueAt: Date?
@@ -89,7 +97,12 @@ public struct DispatchMachine: Sendable {
             self.bucket = settings.rateLimit.map { TokenBucket(rate: $0, burst: settings.burst, now: now) }
         }
 
-        var freeSlots: Int { settings.concurrency - running - claiming }
+        /// Deliveries a lane holds at most: twice its concurrency, so a slot that frees always
+        /// finds the next delivery claimed already.
+        var capacity: Int { settings.concurrency * 2 }
+        /// Room for more held deliveries.
+        var room: Int { capacity - running - ready.count - reserved - claiming }
+        var held: Int { running + ready.count + reserved + claiming }
     }
 
     struct Timer: Comparable, Sendable {
@@ -117,7 +130,7 @@ public struct DispatchMachine: Sendable {
     public var laneNames: Set<String> { Set(lanes.filter { !$0.value.retiring }.keys) }
 
     /// Claims, attempts and writes still under way.
-    public var outstanding: Int { lanes.values.reduce(writes) { $0 + $1.running + $1.claiming } }
+    public var outstanding: Int { lanes.values.reduce(writes) { $0 + $1.held } }
 
     public func settings(forSink sink: String) -> LaneSettings? { lanes[sink]?.settings }
 
@@ -129,14 +142,14 @@ public struct DispatchMachine: Sendable {
     /// Rule 2: a slot (and a token) for a fresh delivery that will be stored claimed and started as
     /// soon as it is stored. Returns the lease to store it with, or nil: store it pending.
     public mutating func reserve(sink: String, now: Date) -> Duration? {
-        guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.freeSlots > 0 else { return nil }
+        guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.room > 0 else { return nil }
         if let paused = lane.pausedUntil, paused > now { return nil }
         if var bucket = lane.bucket {
             guard bucket.available(now: now) >= 1 else { return nil }
             bucket.consume(1, now: now)
             lane.bucket = bucket
         }
-        lane.running += 1
+        lane.reserved += 1
         lanes[sink] = lane
         return lane.settings.lease
     }
@@ -169,15 +182,7 @@ public struct DispatchMachine: Sendable {
             lane.dueAt = earliest(fromStore, lane.hintWhileClaiming)
             lane.hintWhileClaiming = nil
             if !batch.expired.isEmpty { actions.append(.expired(sink: sink, ids: batch.expired)) }
-            for claimed in batch.claimed {
-                if phase != .running || lane.retiring {
-                    writes += 1
-                    actions.append(.release(claimed, reason: phase != .running ? "shutting down" : "sink removed"))
-                } else {
-                    lane.running += 1
-                    actions.append(.send(claimed, timeout: lane.settings.timeout))
-                }
-            }
+            lane.ready.append(contentsOf: batch.claimed)
             lanes[sink] = lane
             settle(sink, now: now, &actions)
 
@@ -192,11 +197,21 @@ public struct DispatchMachine: Sendable {
             settle(sink, now: now, &actions)
 
         case .freshClaimed(let list):
-            for claimed in list { startFresh(claimed, now: now, &actions) }
+            for claimed in list {
+                guard var lane = lanes[claimed.delivery.sink] else {
+                    writes += 1
+                    actions.append(.release(claimed, reason: "sink removed"))
+                    continue
+                }
+                lane.reserved -= 1
+                lane.ready.append(claimed)
+                lanes[claimed.delivery.sink] = lane
+            }
+            for sink in Set(list.map(\.delivery.sink)).sorted() { settle(sink, now: now, &actions) }
 
         case .reservationsCancelled(let sinks):
             for sink in sinks {
-                lanes[sink]?.running -= 1
+                lanes[sink]?.reserved -= 1
                 lanes[sink]?.bucket?.refund(1)
                 settle(sink, now: now, &actions)
             }
@@ -230,13 +245,17 @@ public struct DispatchMachine: Sendable {
                 timers.removeMin()
                 due.insert(top.sink)
             }
-            for sink in due.sorted() { pump(sink, now: now, &actions) }
+            for sink in due.sorted() { settle(sink, now: now, &actions) }
 
         case .reconfigured(let settings):
             reconfigure(settings, now: now, &actions)
 
         case .shutdown:
-            if phase == .starting || phase == .running { phase = .stopping }
+            if phase == .starting || phase == .running {
+                phase = .stopping
+                // What is ready but not started goes back to the store.
+                for sink in lanes.keys.sorted() { startReady(sink, now: now, &actions) }
+            }
         }
         finish(now: now, &actions)
         return actions
@@ -244,37 +263,41 @@ public struct DispatchMachine: Sendable {
 
     // MARK: Attempts
 
-    /// Rule 3 for a fresh delivery that arrived claimed (its slot was reserved).
-    private mutating func startFresh(_ claimed: ClaimedDelivery, now: Date, _ actions: inout [Action]) {
-        let delivery = claimed.delivery
-        guard var lane = lanes[delivery.sink] else {
-            writes += 1
-            actions.append(.release(claimed, reason: "sink removed"))
+    /// Starts what is ready while slots are free (rule 3 for each); a lane that is stopping,
+    /// removed or paused does not start.
+    private mutating func startReady(_ sink: String, now: Date, _ actions: inout [Action]) {
+        guard var lane = lanes[sink] else { return }
+        defer { lanes[sink] = lane }
+        if phase != .running || lane.retiring {
+            while let claimed = lane.ready.popFirst() {
+                writes += 1
+                actions.append(.release(claimed, reason: phase != .running ? "shutting down" : "sink removed"))
+            }
             return
         }
-        if phase != .running || lane.retiring {
-            lane.running -= 1
-            writes += 1
-            actions.append(.release(claimed, reason: phase != .running ? "shutting down" : "sink removed"))
-        } else if now >= delivery.expiresAt {
-            lane.running -= 1
-            writes += 1
-            let attempt = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero,
-                                          outcome: "expired", detail: DeliveryRules.expiredUnsent)
-            actions.append(.complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil))
-        } else if !lane.settings.mayStart(leaseUntil: delivery.leaseUntil, now: now) {
-            // Too little lease left for a whole attempt: the sweep could hand it to someone else
-            // mid-attempt. Give it back; the lane claims it again with a fresh lease.
-            lane.running -= 1
-            writes += 1
-            actions.append(.release(claimed, reason: "too little of its lease was left to start"))
-            lane.dueAt = earliest(lane.dueAt, now)
-            if lane.claiming > 0 { lane.hintWhileClaiming = earliest(lane.hintWhileClaiming, now) }
-        } else {
-            actions.append(.send(claimed, timeout: lane.settings.timeout))
+        if let paused = lane.pausedUntil, paused > now {
+            if !lane.ready.isEmpty { timers.insert(Timer(at: paused, sink: sink)) }
+            return
         }
-        lanes[delivery.sink] = lane
-        settle(delivery.sink, now: now, &actions)
+        while lane.running < lane.settings.concurrency, let claimed = lane.ready.popFirst() {
+            let delivery = claimed.delivery
+            if now >= delivery.expiresAt {
+                writes += 1
+                let attempt = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero,
+                                              outcome: "expired", detail: DeliveryRules.expiredUnsent)
+                actions.append(.complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil))
+            } else if !lane.settings.mayStart(leaseUntil: delivery.leaseUntil, now: now) {
+                // Too little lease left for a whole attempt: the sweep could hand it to someone
+                // else mid-attempt. Give it back; the lane claims it again with a fresh lease.
+                writes += 1
+                actions.append(.release(claimed, reason: "too little of its lease was left to start"))
+                lane.dueAt = earliest(lane.dueAt, now)
+                if lane.claiming > 0 { lane.hintWhileClaiming = earliest(lane.hintWhileClaiming, now) }
+            } else {
+                lane.running += 1
+                actions.append(.send(claimed, timeout: lane.settings.timeout))
+            }
+        }
     }
 
     // MARK: Lanes
@@ -285,7 +308,7 @@ public struct DispatchMachine: Sendable {
         lane.dueAt = earliest(lane.dueAt, at)
         if lane.claiming > 0 { lane.hintWhileClaiming = earliest(lane.hintWhileClaiming, at) }
         lanes[sink] = lane
-        pump(sink, now: now, &actions)
+        settle(sink, now: now, &actions)
     }
 
     /// Claims what the lane can start now, or sets a timer for when it can.
@@ -295,10 +318,10 @@ public struct DispatchMachine: Sendable {
             timers.insert(Timer(at: dueAt, sink: sink))
             return
         }
-        var limit = lane.freeSlots
-        // A busy lane claims in batches: one store write for a quarter of its slots rather than
-        // one per finished attempt (fresh deliveries take single free slots without a write).
-        guard limit > 0, lane.running == 0 || limit >= lane.settings.claimBatch else { return }  // a finishing attempt pumps again
+        var limit = lane.room
+        // A busy lane claims in batches: one store write for a quarter of its room rather than
+        // one per finished attempt.
+        guard limit > 0, lane.held == 0 || limit >= lane.settings.claimBatch else { return }  // a finishing attempt pumps again
         if let paused = lane.pausedUntil {
             if paused > now {
                 timers.insert(Timer(at: paused, sink: sink))
@@ -326,9 +349,10 @@ public struct DispatchMachine: Sendable {
 
     /// After a lane's counts went down: a retired lane with nothing left goes; others may claim.
     private mutating func settle(_ sink: String, now: Date, _ actions: inout [Action]) {
+        startReady(sink, now: now, &actions)
         guard let lane = lanes[sink] else { return }
         if lane.retiring {
-            if lane.running == 0 && lane.claiming == 0 { lanes[sink] = nil }
+            if lane.held == 0 { lanes[sink] = nil }
             return
         }
         pump(sink, now: now, &actions)
@@ -358,7 +382,7 @@ public struct DispatchMachine: Sendable {
         }
         guard phase == .running else { return }
         actions.append(.failOrphans(keeping: names))
-        for sink in names.sorted() { pump(sink, now: now, &actions) }
+        for sink in names.sorted() { settle(sink, now: now, &actions) }
     }
 
     // MARK: After every event

@@ -28,8 +28,9 @@ public struct LaneSettings: Sendable, Equatable {
     /// How long a claim lasts: an attempt's timeout plus twice the margin, and at least 30 s.
     public var lease: Duration { max(.seconds(30), timeout + Self.leaseMargin + Self.leaseMargin) }
 
-    /// How many free slots a busy lane waits for before it claims from the store.
-    public var claimBatch: Int { max(1, concurrency / 4) }
+    /// How much room a busy lane waits for before it claims from the store (its room is twice
+    /// its concurrency).
+    public var claimBatch: Int { max(1, concurrency / 2) }
 
     /// Whether an attempt holding a lease until `leaseUntil` may start at `now`.
     public func mayStart(leaseUntil: Date?, now: Date) -> Bool {
