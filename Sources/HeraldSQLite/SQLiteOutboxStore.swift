@@ -284,9 +284,9 @@ public final class SQLiteOutboxStore: OutboxStore {
     private static func insert(_ event: Event, _ db: Database) throws {
         let media = String(decoding: (try? JSONSerialization.data(withJSONObject: event.media)) ?? Data("[]".utf8), as: UTF8.self)
         try db.run("""
-            INSERT INTO events (id, source, source_id, from_address, to_address, body, otp, app, route, received_at, media)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [event.id, event.source, event.sourceID, event.from, event.to, event.body, event.otp, event.app, event.route,
+            INSERT INTO events (id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route, received_at, media)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, event.source, event.sourceID, event.from, event.to, event.body, event.otp, event.otpDomain, event.app, event.route,
                              event.receivedAt.timeIntervalSince1970, media])
     }
 
@@ -316,7 +316,7 @@ public final class SQLiteOutboxStore: OutboxStore {
         let mediaText: String = row["media"]
         let media = (try? JSONSerialization.jsonObject(with: Data(mediaText.utf8))) as? [String] ?? []
         return Event(id: row["id"], source: row["source"], sourceID: row["source_id"], from: row["from_address"], to: row["to_address"],
-                     body: row["body"], otp: row["otp"], app: row["app"], route: row["route"], receivedAt: date(row, "received_at"), media: media)
+                     body: row["body"], otp: row["otp"], otpDomain: row["otp_domain"], app: row["app"], route: row["route"], receivedAt: date(row, "received_at"), media: media)
     }
 
     private static func delivery(_ row: Row) throws -> Delivery {

@@ -65,6 +65,9 @@ enum SQLiteSchema {
                 CREATE INDEX deliveries_sink_due ON deliveries(sink, state, next_attempt_at);
                 """)
         }
+        migrator.registerMigration("v3: origin-bound codes") { db in
+            try db.execute(sql: "ALTER TABLE events ADD COLUMN otp_domain TEXT")
+        }
         return migrator
     }
 }

@@ -64,8 +64,8 @@ public enum OutboxStoreContract {
         }
 
         public func event(_ id: String, sourceID: String? = nil, source: String = "twilio", at offset: TimeInterval = 0, route: String? = "all") -> Event {
-            Event(id: id, source: source, sourceID: sourceID, from: "+15550001111", to: "+15550002222", body: "code 123456 for \(id)",
-                  otp: "123456", app: "AWS", route: route, receivedAt: t0.addingTimeInterval(offset), media: ["https://example.com/m.jpg"])
+            Event(id: id, source: source, sourceID: sourceID, from: "+15550001111", to: "+15550002222", body: "code 123456 for \(id)\n\n@example.com #123456",
+                  otp: "123456", otpDomain: "example.com", app: "AWS", route: route, receivedAt: t0.addingTimeInterval(offset), media: ["https://example.com/m.jpg"])
         }
 
         public func delivery(_ id: String, event: String, sink: String = "slack", dueIn: TimeInterval = 0, expiresIn: TimeInterval = 600,

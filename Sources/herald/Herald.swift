@@ -153,11 +153,11 @@ struct Route: ParsableCommand {
         let (decision, event) = (plan.decision, plan.event)
         guard decision.isRouted else {
             print("routes: none matched; the event would be stored as unrouted")
-            print("code: \(decision.otp ?? "none")")
+            print("code: \(decision.otp ?? "none")\(decision.otpDomain.map { " (origin-bound, for \($0))" } ?? "")")
             return
         }
         print("routes: \(decision.matchedRoutes.joined(separator: ", "))")
-        print("code: \(decision.otp ?? "none")")
+        print("code: \(decision.otp ?? "none")\(decision.otpDomain.map { " (origin-bound, for \($0))" } ?? "")")
         for target in decision.targets {
             guard let sink = config.sink(named: target.sink) else { continue }
             let state = sink.disabledReason.map { " — disabled: \($0)" } ?? ""

@@ -10,7 +10,7 @@ struct EventJSONTests {
 
     static let events: [Event] = [
         Event(id: "evt_1", source: "twilio", sourceID: "SM0123456789abcdef0123456789abcdef", from: "+15550001111", to: "+15550002222",
-              body: "Your code is 123456", otp: "123456", app: "AWS", route: "aws-root", receivedAt: at, media: ["https://api.twilio.com/m/1.jpg"]),
+              body: "Your code is 123456\n\n@aws.amazon.com #123456", otp: "123456", otpDomain: "aws.amazon.com", app: "AWS", route: "aws-root", receivedAt: at, media: ["https://api.twilio.com/m/1.jpg"]),
         Event(id: "evt_2", source: "http", sourceID: nil, from: "Bank", to: nil, body: "no code here", receivedAt: at),
         Event(id: "evt_3", source: "work-phone", sourceID: "42", from: "+4915112345678", to: nil,
               body: "quote \" backslash \\ slash / tab \t newline \n cr \r bell \u{7} nul \u{0} unit \u{1F} del \u{7F}", otp: nil, receivedAt: at),
@@ -25,12 +25,12 @@ struct EventJSONTests {
         encoder.outputFormatting = [.sortedKeys]
         let codable = try #require(try JSONSerialization.jsonObject(with: encoder.encode(event)) as? NSDictionary)
         #expect(fast == codable)
-        #expect(fast.allKeys.count == 11, "exactly the documented keys, absent values as null")
+        #expect(fast.allKeys.count == 12, "exactly the documented keys, absent values as null")
         #expect(try JSONDecoder().decode(Event.self, from: event.jsonData()) == event, "it decodes back to the same event")
     }
 
     @Test func keysAreSortedAndNothingIsLeftOut() throws {
         let text = String(decoding: Self.events[1].jsonData(), as: UTF8.self)
-        #expect(text == #"{"app":null,"body":"no code here","from":"Bank","id":"evt_2","media":[],"otp":null,"received_at":"2027-01-15T08:02:03.500Z","route":null,"source":"http","source_id":null,"to":null}"#)
+        #expect(text == #"{"app":null,"body":"no code here","from":"Bank","id":"evt_2","media":[],"otp":null,"otp_domain":null,"received_at":"2027-01-15T08:02:03.500Z","route":null,"source":"http","source_id":null,"to":null}"#)
     }
 }

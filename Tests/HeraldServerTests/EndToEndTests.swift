@@ -128,6 +128,28 @@ struct EndToEndTests {
         let unrouted = try Run(["route", "--from", "+15550000000", "--body", "hello"], directory: folder)
         #expect(await unrouted.wait() == 0)
         #expect(unrouted.text.contains("none matched; the event would be stored as unrouted"))
+
+        // An origin-bound code: exact, with its domain, and routable by it.
+        try """
+            sinks:
+              team: { type: slack, webhook_url: "https://hooks.slack.com/services/T/B/route-secret", text: "{{otp}} for {{otp_domain}}" }
+              inbox: { type: file, path: inbox.jsonl }
+            routes:
+              - name: github
+                match: { otp_domain: [GitHub.com, gitlab.com] }
+                deliver: [team]
+              - name: rest
+                deliver: [inbox]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let bound = try Run(["route", "--from", "+15550000000", "--body", "Your GitHub code is 111111. Call 555-0100 with questions.\n\n@github.com #482913"], directory: folder)
+        #expect(await bound.wait() == 0)
+        #expect(bound.text.contains("routes: github"), "\(bound.text)")
+        #expect(bound.text.contains("code: 482913 (origin-bound, for github.com)"))
+        #expect(bound.text.contains("| 482913 for github.com"))
+
+        let other = try Run(["route", "--from", "+15550000000", "--body", "code 1234\n@example.org #5678"], directory: folder)
+        #expect(await other.wait() == 0)
+        #expect(other.text.contains("routes: rest"), "another domain does not match")
     }
 }
 

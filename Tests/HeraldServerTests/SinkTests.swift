@@ -67,7 +67,7 @@ struct SinkTests {
         #expect(first.header("Authorization") == "Bearer audit-token")
         #expect(received.map { $0.header("webhook-id") } == ["dlv_stable", "dlv_stable"], "webhook-id is stable across retries")
         let json = try #require(first.json)
-        #expect(Set(json.keys) == ["id", "source", "source_id", "from", "to", "body", "otp", "app", "route", "received_at", "media"])
+        #expect(Set(json.keys) == ["id", "source", "source_id", "from", "to", "body", "otp", "otp_domain", "app", "route", "received_at", "media"])
         #expect(json["otp"] as? String == "123456")
         #expect(json["received_at"] as? String == "2027-01-15T08:00:00.000Z")
         // The receiver can verify the signature over exactly the bytes it got.

@@ -431,6 +431,9 @@ struct ConfigBuilder {
             }
             match.source = values
         }
+        if let node = section["otp_domain"], let values = reader.stringList(node, "match.otp_domain of \(label)") {
+            match.otpDomain = values.map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "@")) }
+        }
         return match
     }
 

@@ -134,13 +134,16 @@ public struct RouteMatch: Sendable {
     public var to: [String]?
     public var body: Pattern?
     public var source: [String]?
+    /// Lower-cased domains of origin-bound codes; any of them matches.
+    public var otpDomain: [String]?
 
-    public init(from: [String]? = nil, to: [String]? = nil, body: Pattern? = nil, source: [String]? = nil) {
+    public init(from: [String]? = nil, to: [String]? = nil, body: Pattern? = nil, source: [String]? = nil, otpDomain: [String]? = nil) {
         self.from = from
         self.to = to
         self.body = body
         self.source = source
+        self.otpDomain = otpDomain
     }
 
-    public var isEmpty: Bool { from == nil && to == nil && body == nil && source == nil }
+    public var isEmpty: Bool { from == nil && to == nil && body == nil && source == nil && otpDomain == nil }
 }

@@ -27,7 +27,7 @@ public struct DeliveryPlan: Sendable, Equatable {
         let decision = router.route(source: message.source, from: message.from, to: message.to, body: message.body)
         let event = Event(
             id: eventID ?? Identifier.make("evt", at: now), source: message.source, sourceID: message.sourceID,
-            from: message.from, to: message.to, body: message.body, otp: decision.otp,
+            from: message.from, to: message.to, body: message.body, otp: decision.otp, otpDomain: decision.otpDomain,
             app: decision.app, route: decision.route, receivedAt: receivedAt, media: message.media
         )
         var deliveries: [Delivery] = []

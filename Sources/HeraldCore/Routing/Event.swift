@@ -13,6 +13,8 @@ public struct Event: Sendable, Equatable, Codable {
     public var body: String
     /// The code a person types, when the body has one.
     public var otp: String?
+    /// The domain an origin-bound code is for (`@example.com #123456`).
+    public var otpDomain: String?
     /// The first matching route's `app` label.
     public var app: String?
     /// The first matching route's name; nil for an unrouted event.
@@ -22,7 +24,7 @@ public struct Event: Sendable, Equatable, Codable {
 
     public init(
         id: String, source: String, sourceID: String?, from: String, to: String?, body: String,
-        otp: String? = nil, app: String? = nil, route: String? = nil, receivedAt: Date, media: [String] = []
+        otp: String? = nil, otpDomain: String? = nil, app: String? = nil, route: String? = nil, receivedAt: Date, media: [String] = []
     ) {
         self.id = id
         self.source = source
@@ -31,6 +33,7 @@ public struct Event: Sendable, Equatable, Codable {
         self.to = to
         self.body = body
         self.otp = otp
+        self.otpDomain = otpDomain
         self.app = app
         self.route = route
         self.receivedAt = receivedAt
@@ -38,7 +41,7 @@ public struct Event: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, source, sourceID = "source_id", from, to, body, otp, app, route, receivedAt = "received_at", media
+        case id, source, sourceID = "source_id", from, to, body, otp, otpDomain = "otp_domain", app, route, receivedAt = "received_at", media
     }
 
     public init(from decoder: any Decoder) throws {
@@ -50,6 +53,7 @@ public struct Event: Sendable, Equatable, Codable {
         to = try c.decodeIfPresent(String.self, forKey: .to)
         body = try c.decode(String.self, forKey: .body)
         otp = try c.decodeIfPresent(String.self, forKey: .otp)
+        otpDomain = try c.decodeIfPresent(String.self, forKey: .otpDomain)
         app = try c.decodeIfPresent(String.self, forKey: .app)
         route = try c.decodeIfPresent(String.self, forKey: .route)
         let stamp = try c.decode(String.self, forKey: .receivedAt)
@@ -70,6 +74,7 @@ public struct Event: Sendable, Equatable, Codable {
         try c.encode(to, forKey: .to)
         try c.encode(body, forKey: .body)
         try c.encode(otp, forKey: .otp)
+        try c.encode(otpDomain, forKey: .otpDomain)
         try c.encode(app, forKey: .app)
         try c.encode(route, forKey: .route)
         try c.encode(RFC3339.string(from: receivedAt), forKey: .receivedAt)
@@ -89,6 +94,7 @@ public struct Event: Sendable, Equatable, Codable {
         json += ",\"id\":" + string(id)
         json += ",\"media\":[" + media.map { string($0) }.joined(separator: ",") + "]"
         json += ",\"otp\":" + string(otp)
+        json += ",\"otp_domain\":" + string(otpDomain)
         json += ",\"received_at\":" + string(RFC3339.string(from: receivedAt))
         json += ",\"route\":" + string(route)
         json += ",\"source\":" + string(source)

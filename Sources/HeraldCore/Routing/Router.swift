@@ -12,6 +12,8 @@ public struct RoutingDecision: Sendable, Equatable {
     public var matchedRoutes: [String]
     public var targets: [Target]
     public var otp: String?
+    /// The domain an origin-bound code is for (`@example.com #123456`).
+    public var otpDomain: String?
     /// The first matching route's label and name; nil when nothing matched.
     public var app: String?
     public var route: String?
@@ -37,9 +39,10 @@ public struct Router: Sendable {
     public func route(source: String, from: String, to: String?, body: String) -> RoutingDecision {
         let from = PhoneNumber.normalize(from)
         let to = to.map(PhoneNumber.normalize)
-        var decision = RoutingDecision(matchedRoutes: [], targets: [], otp: nil, app: nil, route: nil)
+        let bound = OriginBoundCode.parse(body)
+        var decision = RoutingDecision(matchedRoutes: [], targets: [], otp: nil, otpDomain: bound?.domain, app: nil, route: nil)
         var otpPattern: Pattern?
-        for route in routes where Self.matches(route.match, source: source, from: from, to: to, body: body) {
+        for route in routes where Self.matches(route.match, source: source, from: from, to: to, body: body, otpDomain: bound?.domain) {
             if decision.matchedRoutes.isEmpty {
                 decision.app = route.app
                 decision.route = route.name
@@ -51,12 +54,16 @@ public struct Router: Sendable {
             }
             if !route.continues { break }
         }
-        decision.otp = otpPattern.map { $0.firstCapture(in: body) } ?? OTPExtractor.extract(from: body)
+        // An origin-bound code is exact: it wins over a route's pattern and over the finder.
+        decision.otp = bound?.code ?? otpPattern.map { $0.firstCapture(in: body) } ?? OTPExtractor.extract(from: body)
         return decision
     }
 
-    static func matches(_ match: RouteMatch, source: String, from: String, to: String?, body: String) -> Bool {
+    static func matches(_ match: RouteMatch, source: String, from: String, to: String?, body: String, otpDomain: String?) -> Bool {
         if let sources = match.source, !sources.contains(source) { return false }
+        if let domains = match.otpDomain {
+            guard let otpDomain, domains.contains(otpDomain) else { return false }
+        }
         if let numbers = match.from, !numbers.contains(from) { return false }
         if let numbers = match.to {
             guard let to, numbers.contains(to) else { return false }

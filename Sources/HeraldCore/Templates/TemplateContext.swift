@@ -1,4 +1,4 @@
-/// The variables a template sees: `id`, `source`, `source_id`, `from`, `to`, `body`, `otp`, `app`,
+/// The variables a template sees: `id`, `source`, `source_id`, `from`, `to`, `body`, `otp`, `otp_domain`, `app`,
 /// `route`, `received_at`, `media`. Absent values are left out, so `{{#otp}}…{{/otp}}` works.
 public struct TemplateContext: @unchecked Sendable {
     // Values are only strings and string arrays; `Any` is what Mustache renders from.
@@ -16,6 +16,7 @@ public struct TemplateContext: @unchecked Sendable {
         values["source_id"] = event.sourceID
         values["to"] = event.to
         values["otp"] = event.otp
+        values["otp_domain"] = event.otpDomain
         values["app"] = app ?? event.app
         values["route"] = route ?? event.route
         self.values = values
