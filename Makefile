@@ -33,3 +33,4 @@ clean:
 bench: deps
 	$(SWIFT) build -c release
 	taskset -c 1 .build/release/herald-bench --herald .build/release/herald --herald-cpu 0
+	taskset -c 0 .build/release/herald-bench --otp-table Tests/HeraldCoreTests/Fixtures/otp-table.txt

@@ -1,15 +1,25 @@
+import Foundation
 import HeraldCore
 import Testing
 
+extension OTPTableRow: CustomTestStringConvertible {
+    public var testDescription: String { description }
+
+    static let table: [OTPTableRow] = {
+        let path = Bundle.module.path(forResource: "otp-table", ofType: "txt", inDirectory: "Fixtures")!
+        return OTPTableRow.parse((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+    }()
+}
+
 @Suite("OTP extraction")
 struct OTPExtractorTests {
-    @Test("the code a person types", arguments: OTPRow.table)
-    func extract(_ row: OTPRow) {
+    @Test("the code a person types", arguments: OTPTableRow.table)
+    func extract(_ row: OTPTableRow) {
         #expect(OTPExtractor.extract(from: row.message) == row.otp, "\(row.message)")
     }
 
     @Test func theTableCoversWhatItMust() {
-        let table = OTPRow.table
+        let table = OTPTableRow.table
         #expect(table.count >= 250)
         #expect(Set(table.map(\.language)).count >= 25)
         #expect(table.filter { $0.otp == nil }.count >= 60, "messages with numbers that are not codes")

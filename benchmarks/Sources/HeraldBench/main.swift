@@ -42,7 +42,14 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Write herald's log here (default: discarded).")
     var heraldLog: String?
 
+    @Option(help: "Only the code finder's micro-benchmark, over this table (Tests/HeraldCoreTests/Fixtures/otp-table.txt).")
+    var otpTable: String?
+
     func run() async throws {
+        if let otpTable {
+            try finderBenchmark(otpTable)
+            return
+        }
         let sinks = try await SinkFarm.start(count: 3)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -365,4 +372,34 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }
     let sorted = values.sorted()
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+extension HeraldBench {
+    /// The code finder alone: every message of its table, many times over, in five rounds; the
+    /// cost per message is the median round's time divided by the messages it handled.
+    func finderBenchmark(_ path: String) throws {
+        let rows = OTPTableRow.parse(try String(contentsOfFile: path, encoding: .utf8))
+        let wrong = rows.filter { OTPExtractor.extract(from: $0.message) != $0.otp }
+        guard wrong.isEmpty, !rows.isEmpty else {
+            say("the finder disagrees with its table on \(wrong.count) of \(rows.count) rows; run make test")
+            throw ExitCode(1)
+        }
+        let passes = 400
+        var found = 0
+        for row in rows { if OTPExtractor.extract(from: row.message) != nil { found += 1 } }
+        var perMessage: [Double] = []
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            for _ in 0..<passes {
+                for row in rows where OTPExtractor.extract(from: row.message) != nil { found &+= 1 }
+            }
+            let elapsed = ContinuousClock.now - start
+            perMessage.append(Double(elapsed.components.attoseconds) / 1e9 / Double(passes * rows.count) + Double(elapsed.components.seconds) * 1e9 / Double(passes * rows.count))
+        }
+        perMessage.sort()
+        let bytes = rows.reduce(0) { $0 + $1.message.utf8.count } / rows.count
+        say(String(format: "code finder: %d messages (%d bytes on average) × %d passes × 5 rounds: median %.2f µs a message (rounds %.2f–%.2f µs)",
+                   rows.count, bytes, passes, perMessage[2] / 1000, perMessage[0] / 1000, perMessage[4] / 1000))
+        if found == 0 { say("") }
+    }
 }
