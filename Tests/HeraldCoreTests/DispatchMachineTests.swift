@@ -314,6 +314,21 @@ struct DispatchMachineTests {
         #expect(Self.sends(run.on(.timerFired)) == [b.delivery.id])
     }
 
+    /// A lane waiting for a retry due later keeps one wake-up, however many events pass meanwhile.
+    @Test func aBusyLaneWithALaterRetryKeepsOneWakeUp() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 4)])
+        _ = run.on(.started)
+        _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(nextDueIn: .seconds(120))))
+        for i in 0..<1000 {
+            let (claimed, _) = try run.mustFresh("dlv_\(i)")
+            _ = run.on(.attemptFinished(claimed, outcome: .delivered(), startedAt: run.now, duration: .zero))
+            _ = run.on(.written(sink: "slack", retryAt: nil))
+        }
+        #expect(run.machine.timerCount == 1)
+        run.advance(120)
+        #expect(Self.claims(run.on(.timerFired)) == ["slack": 8])
+    }
+
     @Test func aRateLimitPacesClaimsAndReservations() {
         var run = Run([LaneSettings(sink: "slack", concurrency: 10, rateLimit: 1, burst: 2)])
         #expect(Self.claims(run.on(.started)) == ["slack": 2], "no more than the burst at once")

@@ -91,6 +91,8 @@ public struct DispatchMachine: Sendable {
         var hintWhileClaiming: Date?
         /// Removed by a reload: finishes what it runs, then goes.
         var retiring = false
+        /// The lane's own wake-up in `timers` (one at a time, so events do not pile up entries).
+        var wakeAt: Date?
 
         init(settings: LaneSettings, now: Date) {
             self.settings = settings
@@ -276,7 +278,7 @@ public struct DispatchMachine: Sendable {
             return
         }
         if let paused = lane.pausedUntil, paused > now {
-            if !lane.ready.isEmpty { timers.insert(Timer(at: paused, sink: sink)) }
+            if !lane.ready.isEmpty { wake(&lane, sink, at: paused, now: now) }
             return
         }
         while lane.running < lane.settings.concurrency, let claimed = lane.ready.popFirst() {
@@ -315,7 +317,8 @@ public struct DispatchMachine: Sendable {
     private mutating func pump(_ sink: String, now: Date, _ actions: inout [Action]) {
         guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.claiming == 0, let dueAt = lane.dueAt else { return }
         if dueAt > now {
-            timers.insert(Timer(at: dueAt, sink: sink))
+            wake(&lane, sink, at: dueAt, now: now)
+            lanes[sink] = lane
             return
         }
         var limit = lane.room
@@ -324,7 +327,8 @@ public struct DispatchMachine: Sendable {
         guard limit > 0, lane.held == 0 || limit >= lane.settings.claimBatch else { return }  // a finishing attempt pumps again
         if let paused = lane.pausedUntil {
             if paused > now {
-                timers.insert(Timer(at: paused, sink: sink))
+                wake(&lane, sink, at: paused, now: now)
+                lanes[sink] = lane
                 return
             }
             lane.pausedUntil = nil
@@ -332,8 +336,8 @@ public struct DispatchMachine: Sendable {
         if var bucket = lane.bucket {
             let available = bucket.available(now: now)
             guard available > 0 else {
-                timers.insert(Timer(at: now.adding(bucket.waitForToken(now: now)), sink: sink))
                 lane.bucket = bucket
+                wake(&lane, sink, at: now.adding(bucket.waitForToken(now: now)), now: now)
                 lanes[sink] = lane
                 return
             }
@@ -345,6 +349,13 @@ public struct DispatchMachine: Sendable {
         lane.hintWhileClaiming = nil
         lanes[sink] = lane
         actions.append(.claim(sink: sink, limit: limit, leaseFor: lane.settings.lease))
+    }
+
+    /// Sets the lane's wake-up at `at`, unless one at or before it is pending already.
+    private mutating func wake(_ lane: inout Lane, _ sink: String, at: Date, now: Date) {
+        if let pending = lane.wakeAt, pending > now, pending <= at { return }
+        lane.wakeAt = at
+        timers.insert(Timer(at: at, sink: sink))
     }
 
     /// After a lane's counts went down: a retired lane with nothing left goes; others may claim.
