@@ -82,6 +82,32 @@ struct SignatureTests {
         #expect(form[1].value == "+15551234567")
     }
 
+    @Test("form decoding over bytes", arguments: [
+        ("a=1&b=2", [("a", "1"), ("b", "2")]),
+        ("Body=x%3Dy%26z&To=", [("Body", "x=y&z"), ("To", "")]),
+        ("a=b=c", [("a", "b=c")]),
+        ("flag&x=1", [("flag", ""), ("x", "1")]),
+        ("&&a=1&", [("a", "1")]),
+        ("p=100%25+sure", [("p", "100% sure")]),
+        ("p=50%", [("p", "50%")]),
+        ("p=%zz%2", [("p", "%zz%2")]),
+        ("p=%E2%9C%88%EF%B8%8F", [("p", "✈️")]),
+        ("p=caf%C3%A9", [("p", "café")]),
+        ("p=%FF%FE+x", [("p", "%FF%FE x")]),
+        ("", []),
+    ] as [(String, [(String, String)])])
+    func formDecoding(_ text: String, _ expected: [(String, String)]) {
+        let decoded = TwilioSignature.parseForm(text)
+        #expect(decoded.map(\.name) == expected.map(\.0))
+        #expect(decoded.map(\.value) == expected.map(\.1))
+    }
+
+    @Test func repeatedIdenticalPairsAreSignedOnce() {
+        let once = TwilioSignature.compute(url: "https://x.test/", parameters: [("a", "1"), ("b", "2")], authToken: "t")
+        let twice = TwilioSignature.compute(url: "https://x.test/", parameters: [("b", "2"), ("a", "1"), ("a", "1")], authToken: "t")
+        #expect(once == twice)
+    }
+
     @Test func standardWebhooksVector() {
         let signature = StandardWebhooks.signature(
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "msg_p5jXN8AQM9LWM0D4loKWxJek",

@@ -232,6 +232,23 @@ struct IntegrationTests {
         await server.stop()
     }
 
+    @Test func twilioMediaURLsKeepTheirNumbersOrder() async throws {
+        let server = try await TestServer.start("""
+            server: { public_url: "\(TestServer.publicURL)" }
+            sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+            sinks: { inbox: { type: file, path: /dev/null } }
+            routes: [ { match: { from: "+19999999999" }, deliver: [inbox] } ]
+            """)
+        let form = sms("A picture", sid: "SMmedia") + [
+            ("NumMedia", "3"), ("MediaUrl10", "https://api.twilio.com/m/10"), ("MediaUrl1", "https://api.twilio.com/m/1"),
+            ("MediaUrl0", "https://api.twilio.com/m/0"), ("MediaUrlX", "https://api.twilio.com/m/x"),
+        ]
+        #expect(try await server.postTwilio(form).status == 200)
+        let events = try #require(await (server.store as? InMemoryOutboxStore)?.allEvents())
+        #expect(events.first?.media == ["https://api.twilio.com/m/0", "https://api.twilio.com/m/1", "https://api.twilio.com/m/10"])
+        await server.stop()
+    }
+
     // MARK: POST /events
 
     @Test func jsonEventsNeedTheBearerToken() async throws {

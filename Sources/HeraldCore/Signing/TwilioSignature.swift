@@ -6,16 +6,8 @@ import Foundation
 /// sorted), keyed with the auth token, base64-encoded.
 public enum TwilioSignature {
     public static func compute(url: String, parameters: [(name: String, value: String)], authToken: String) -> String {
-        var payload = stripFragment(url)
-        let grouped = Dictionary(grouping: parameters, by: \.name)
-        for name in grouped.keys.sorted(by: byteOrder) {
-            let values = Set(grouped[name]!.map(\.value)).sorted(by: byteOrder)
-            for value in values {
-                payload += name + value
-            }
-        }
-        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Data(payload.utf8), using: SymmetricKey(data: Data(authToken.utf8)))
-        return Data(mac).base64EncodedString()
+        let key = SymmetricKey(data: Array(authToken.utf8))
+        return signature(url: stripFragment(url), payload: payload(parameters), key: key)
     }
 
     /// Checks the signature against the URL as given, without its port, and with the default
@@ -23,13 +15,42 @@ public enum TwilioSignature {
     public static func isValid(
         signature: String, url: String, parameters: [(name: String, value: String)], authToken: String
     ) -> Bool {
+        let key = SymmetricKey(data: Array(authToken.utf8))
+        let payload = payload(parameters)
         var valid = false
         for candidate in urlVariants(stripFragment(url)) {
-            let expected = compute(url: candidate, parameters: parameters, authToken: authToken)
+            let expected = Self.signature(url: candidate, payload: payload, key: key)
             // No early exit: every variant is always compared.
             valid = constantTimeEquals(expected, signature) || valid
         }
         return valid
+    }
+
+    /// The signed bytes after the URL: every parameter sorted by name in byte order, name then
+    /// value, repeated names with their distinct values sorted. Built once for all URL variants.
+    static func payload(_ parameters: [(name: String, value: String)]) -> [UInt8] {
+        var pairs = parameters.map { (name: Array($0.name.utf8), value: Array($0.value.utf8)) }
+        pairs.sort { a, b in
+            a.name != b.name ? a.name.lexicographicallyPrecedes(b.name) : a.value.lexicographicallyPrecedes(b.value)
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(pairs.reduce(0) { $0 + $1.name.count + $1.value.count })
+        var previous: (name: [UInt8], value: [UInt8])?
+        for pair in pairs {
+            if let previous, previous.name == pair.name, previous.value == pair.value { continue }
+            bytes += pair.name
+            bytes += pair.value
+            previous = pair
+        }
+        return bytes
+    }
+
+    private static func signature(url: String, payload: [UInt8], key: SymmetricKey) -> String {
+        var hmac = HMAC<Insecure.SHA1>(key: key)
+        var url = url
+        url.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        payload.withUnsafeBytes { hmac.update(data: $0) }
+        return Data(hmac.finalize()).base64EncodedString()
     }
 
     static func stripFragment(_ url: String) -> String {
@@ -63,22 +84,14 @@ public enum TwilioSignature {
         return variants
     }
 
-    private static func byteOrder(_ a: String, _ b: String) -> Bool {
-        a.utf8.lexicographicallyPrecedes(b.utf8)
-    }
-
     /// Decodes `application/x-www-form-urlencoded` text, keeping order and repeated names.
     public static func parseForm(_ text: String) -> [(name: String, value: String)] {
-        text.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = formDecode(parts[0])
-            let value = parts.count > 1 ? formDecode(parts[1]) : ""
-            return (name, value)
-        }
+        var text = text
+        return text.withUTF8 { FormDecoding.decode(UnsafeRawBufferPointer($0)) }
     }
 
-    static func formDecode(_ text: Substring) -> String {
-        let spaced = text.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
+    /// The same, straight from the request's bytes.
+    public static func parseForm(bytes: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
+        FormDecoding.decode(bytes)
     }
 }

@@ -27,7 +27,7 @@ struct TwilioInbound: Sendable {
             parameters = TwilioSignature.parseForm(request.uri.query ?? "")
         } else {
             let buffer = try await collectBody(request, maxBody: maxBody, source: "twilio", metrics: metrics)
-            parameters = TwilioSignature.parseForm(String(buffer: buffer))
+            parameters = buffer.withUnsafeReadableBytes { TwilioSignature.parseForm(bytes: $0) }
         }
         if config.verifySignature {
             guard let signature = request.headers[.twilioSignature], !signature.isEmpty else {
@@ -49,7 +49,11 @@ struct TwilioInbound: Sendable {
             metrics.eventReceived(source: "twilio", outcome: .invalid)
             throw HTTPError(.badRequest, message: "missing From parameter")
         }
-        let media = (0..<100).compactMap { values["MediaUrl\($0)"] }
+        // `MediaUrl0`, `MediaUrl1`, … in their number's order (one pass, no lookups by made-up names).
+        let media = parameters.compactMap { pair -> (Int, String)? in
+            guard pair.name.hasPrefix("MediaUrl"), let index = Int(pair.name.dropFirst(8)), (0..<100).contains(index) else { return nil }
+            return (index, pair.value)
+        }.sorted { $0.0 < $1.0 }.map(\.1)
         let message = InboundMessage(
             source: "twilio", sourceID: values["MessageSid"] ?? values["SmsMessageSid"] ?? values["SmsSid"],
             from: from, to: values["To"], body: values["Body"] ?? "", media: media

@@ -45,9 +45,16 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Only the code finder's micro-benchmark, over this table (Tests/HeraldCoreTests/Fixtures/otp-table.txt).")
     var otpTable: String?
 
+    @Flag(help: "Only the micro-benchmark of a Twilio webhook's form parsing and signature check.")
+    var webhookMicro = false
+
     func run() async throws {
         if let otpTable {
             try finderBenchmark(otpTable)
+            return
+        }
+        if webhookMicro {
+            webhookBenchmark()
             return
         }
         let sinks = try await SinkFarm.start(count: 3)
@@ -401,5 +408,38 @@ extension HeraldBench {
         say(String(format: "code finder: %d messages (%d bytes on average) × %d passes × 5 rounds: median %.2f µs a message (rounds %.2f–%.2f µs)",
                    rows.count, bytes, passes, perMessage[2] / 1000, perMessage[0] / 1000, perMessage[4] / 1000))
         if found == 0 { say("") }
+    }
+}
+
+extension HeraldBench {
+    /// What the Twilio handler does before routing: decode a typical inbound SMS form and check its
+    /// signature (which tries the URL as given and with the default port).
+    func webhookBenchmark() {
+        let url = "https://herald.example.com/twilio/sms"
+        let fields: [(name: String, value: String)] = [
+            ("ToCountry", "US"), ("ToState", "CA"), ("SmsMessageSid", "SM0123456789abcdef0123456789abcdef"), ("NumMedia", "0"),
+            ("ToCity", "SAN FRANCISCO"), ("FromZip", "94105"), ("SmsSid", "SM0123456789abcdef0123456789abcdef"), ("FromState", "CA"),
+            ("SmsStatus", "received"), ("FromCity", "SAN FRANCISCO"), ("Body", "Your Amazon verification code is: 482913. Don't share it."),
+            ("FromCountry", "US"), ("To", "+15005550006"), ("ToZip", "94105"), ("NumSegments", "1"),
+            ("MessageSid", "SM0123456789abcdef0123456789abcdef"), ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+            ("From", "+15551234567"), ("ApiVersion", "2010-04-01"),
+        ]
+        let body = fields.map { "\($0.name)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        let signature = TwilioSignature.compute(url: url, parameters: fields, authToken: "bench-token")
+        let iterations = 20_000
+        var rounds: [Double] = []
+        var valid = 0
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            for _ in 0..<iterations {
+                let parameters = TwilioSignature.parseForm(body)
+                if TwilioSignature.isValid(signature: signature, url: url, parameters: parameters, authToken: "bench-token") { valid += 1 }
+            }
+            let elapsed = ContinuousClock.now - start
+            rounds.append((Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(iterations))
+        }
+        rounds.sort()
+        say(String(format: "webhook form + signature (%d fields, %d bytes): median %.2f µs (rounds %.2f–%.2f µs)%@",
+                   fields.count, body.utf8.count, rounds[2], rounds[0], rounds[4], valid == 5 * iterations ? "" : " — SIGNATURE FAILED"))
     }
 }
