@@ -80,6 +80,43 @@ struct SQLiteStoreTests {
         await #expect(throws: OutboxStoreError.self) { _ = try await store.deliveries(DeliveryFilter()) }
     }
 
+    /// A database written by Herald 1 (schema v1) opens, migrates, and keeps its rows.
+    @Test func aHerald1DatabaseIsMigrated() async throws {
+        let path = TempDirectory.make().appendingPathComponent("herald.db").path
+        // The v1 schema exactly as Herald 1 created it, with one event and one pending delivery.
+        try sqlite(path, """
+            PRAGMA application_id = \(0x4852_4C44);
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+            INSERT INTO grdb_migrations VALUES ('v1: events, deliveries, attempts');
+            CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL, source TEXT NOT NULL, source_id TEXT, from_address TEXT NOT NULL,
+                to_address TEXT, body TEXT NOT NULL, otp TEXT, app TEXT, route TEXT, received_at REAL NOT NULL, media TEXT NOT NULL DEFAULT '[]');
+            CREATE UNIQUE INDEX events_source_id ON events(source, source_id) WHERE source_id IS NOT NULL;
+            CREATE INDEX events_received_at ON events(received_at);
+            CREATE TABLE deliveries (id TEXT PRIMARY KEY NOT NULL, event_id TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+                sink TEXT NOT NULL, recipient TEXT, route TEXT, app TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL, expires_at REAL NOT NULL, lease_until REAL, last_error TEXT, created_at REAL NOT NULL,
+                updated_at REAL NOT NULL);
+            CREATE INDEX deliveries_event ON deliveries(event_id);
+            CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
+            CREATE INDEX deliveries_sink ON deliveries(sink, state);
+            CREATE TABLE attempts (delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE, number INTEGER NOT NULL,
+                started_at REAL NOT NULL, duration_ms REAL NOT NULL, outcome TEXT NOT NULL, detail TEXT, PRIMARY KEY (delivery_id, number));
+            INSERT INTO events VALUES ('evt_old', 'twilio', 'SMold', '+15550001111', NULL, 'code 123456', '123456', NULL, 'all', 1800000000, '[]');
+            INSERT INTO deliveries VALUES ('dlv_old', 'evt_old', 'slack', NULL, 'all', NULL, 'pending', 0, 1800000000, 1800000600, NULL, NULL,
+                1800000000, 1800000000);
+            """)
+        let clock = ManualClock()
+        let store = try SQLiteOutboxStore(path: path, clock: clock)
+        let stored = try #require(try await store.event(id: "evt_old"))
+        #expect(stored.event.otp == "123456")
+        #expect(stored.event.otpDomain == nil)
+        #expect(stored.deliveries.map(\.receipt) == [nil])
+        let batch = try await store.claimDue(sink: "slack", limit: 10, leaseFor: .seconds(30))
+        #expect(batch.claimed.map(\.delivery.id) == ["dlv_old"], "the old pending work is claimed like new work")
+        #expect(try sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "3")
+    }
+
     /// Runs the sqlite3 command-line tool (Debian's sqlite3), independent of our code.
     @discardableResult
     func sqlite(_ path: String, _ sql: String) throws -> String {
