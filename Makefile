@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3 python3-aiosmtpd openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench release clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected the Swift 6 toolchain)"; exit 1; }
@@ -27,7 +27,15 @@ test: deps
 	$(SWIFT) test --skip-build
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-static dist
+
+# A binary to ship: release build with the Swift runtime linked in (no toolchain needed on the
+# target; it needs the Debian libraries libcurl4 and libsqlite3-0), stripped, in dist/.
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product herald --scratch-path .build-static
+	mkdir -p dist
+	strip -o dist/herald .build-static/release/herald
+	@ls -l dist/herald
 
 # Release build, then the load generator against the real binary (see BENCHMARKS.md).
 bench: deps
