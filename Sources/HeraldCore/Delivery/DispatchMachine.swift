@@ -7,10 +7,10 @@ import HeapModule
 /// with a manual clock test it completely.
 ///
 /// The store is the timetable. Each sink has a lane that knows only when the store may next have
-/// due work for it (`dueAt`): the lane claims as many due deliveries as it can start at once (free
-/// slots, tokens of its rate limit, no `Retry-After` pause), and each claim answers when the next
-/// one is due. Nothing waits in memory, so a backlog of any size costs one query per batch, and a
-/// shared store behaves the same as a private one.
+/// due work for it (`dueAt`): the lane claims as many due deliveries as it has room for (twice its
+/// concurrency, tokens of its rate limit, no `Retry-After` pause), and each claim answers when the
+/// next one is due. Only that bounded room is held in memory, so a backlog of any size costs one
+/// query per batch, and a shared store behaves the same as a private one.
 ///
 /// The rules, in the order they apply:
 /// 1. Nothing is claimed before start-up recovery is done (`started`) or after `shutdown`.
@@ -322,8 +322,8 @@ public struct DispatchMachine: Sendable {
             return
         }
         var limit = lane.room
-        // A busy lane claims in batches: one store write for a quarter of its room rather than
-        // one per finished attempt.
+        // A busy lane claims in batches: one store write for half of its room rather than one
+        // per finished attempt.
         guard limit > 0, lane.held == 0 || limit >= lane.settings.claimBatch else { return }  // a finishing attempt pumps again
         if let paused = lane.pausedUntil {
             if paused > now {
