@@ -18,15 +18,12 @@ public final class ConfigReloader: Service, Sendable {
     private let apply: @Sendable (HeraldConfig) throws -> [String]
     private let load: @Sendable () throws -> HeraldConfig
     private let refused: @Sendable (any Error) -> Void
-    /// Whether SIGHUP reloads (the server) or not (tests that drive reloads themselves).
-    private let onHangup: Bool
 
     init(load: @escaping @Sendable () throws -> HeraldConfig, apply: @escaping @Sendable (HeraldConfig) throws -> [String],
-         refused: @escaping @Sendable (any Error) -> Void, onHangup: Bool = true) {
+         refused: @escaping @Sendable (any Error) -> Void) {
         self.load = load
         self.apply = apply
         self.refused = refused
-        self.onHangup = onHangup
         (requests, queue) = AsyncStream<Request>.makeStream()
     }
 
@@ -41,12 +38,10 @@ public final class ConfigReloader: Service, Sendable {
     }
 
     public func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: onHangup ? [.sighup] : [])
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         await withDiscardingTaskGroup { group in
-            if onHangup {
-                group.addTask {
-                    for await _ in hangups { _ = try? await self.reload() }
-                }
+            group.addTask {
+                for await _ in hangups { _ = try? await self.reload() }
             }
             await cancelWhenGracefulShutdown {
                 for await request in self.requests {

@@ -70,17 +70,18 @@ public struct HeraldRuntime: Sendable {
         self.ingestor = ingestor
         let path = configPath ?? "-"
         let metrics = self.metrics
-        // `apply` needs the finished runtime; the reloader holds a box that is filled right below.
-        let box = RuntimeBox()
+        let target = ReloadTarget(
+            started: config, dispatcher: dispatcher, ingestor: ingestor, live: live, metrics: metrics,
+            clock: clock, logger: logger, httpClient: httpClient
+        )
         self.reloader = ConfigReloader(
             load: { try ConfigLoader.load(path: path, environment: environment()) },
-            apply: { new in try box.runtime().apply(new) },
+            apply: { new in target.apply(new) },
             refused: { error in
                 metrics.reload(success: false, at: clock.now())
                 logger.error("configuration reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
             }
         )
-        box.set(self)
     }
 
     static func lanes(_ config: HeraldConfig, _ sinks: [any Sink]) -> [LaneSettings] {
@@ -116,31 +117,6 @@ public struct HeraldRuntime: Sendable {
         return try await reloader.reload()
     }
 
-    /// Applies a configuration that was read and validated. Sinks first, then the dispatcher, then
-    /// the router: a message routed by the new table finds its lane ready.
-    func apply(_ new: HeraldConfig) -> [String] {
-        let sinks = SinkFactory.makeSinks(new, client: httpClient)
-        dispatcher.reconfigure(sinks: sinks, lanes: Self.lanes(new, sinks))
-        ingestor.table.update(router: Router(config: new), sinks: Self.sinkInfos(new, sinks))
-        live.state.withLock { $0 = new }
-        var warnings = new.warnings
-        if new.server.host != config.server.host || new.server.port != config.server.port || new.server.publicURL != config.server.publicURL
-            || new.server.limits != config.server.limits {
-            warnings.append("changes under `server` take effect at the next restart")
-        }
-        if new.storage != config.storage { warnings.append("a change of `storage` takes effect at the next restart") }
-        if new.sources.twilio?.path != config.sources.twilio?.path || new.sources.twilio?.authToken != config.sources.twilio?.authToken
-            || new.sources.http?.path != config.sources.http?.path || new.sources.http?.token != config.sources.http?.token {
-            warnings.append("changes under `sources` take effect at the next restart")
-        }
-        metrics.reload(success: true, at: clock.now())
-        logger.notice("configuration reloaded", metadata: [
-            "config.routes": "\(new.routes.count)", "config.sinks": "\(sinks.count)", "config.warnings": "\(warnings.count)",
-        ])
-        for warning in warnings { logger.warning("\(warning)") }
-        return warnings
-    }
-
     /// Opens the configured store. A SQLite database that is not Herald's is refused untouched.
     public static func makeStore(_ storage: StorageConfig) throws -> any OutboxStore {
         switch storage {
@@ -150,12 +126,39 @@ public struct HeraldRuntime: Sendable {
     }
 }
 
-/// The runtime, for the reloader's closures, which are made before the runtime is complete.
-final class RuntimeBox: Sendable {
-    private let value = Mutex<HeraldRuntime?>(nil)
-    func set(_ runtime: HeraldRuntime) { value.withLock { $0 = runtime } }
-    func runtime() throws -> HeraldRuntime {
-        guard let runtime = value.withLock({ $0 }) else { throw ConfigErrors([ConfigError(file: "-", line: 1, column: 1, message: "not ready")]) }
-        return runtime
+/// What a reload changes, and how: sinks first, then the dispatcher, then the router, so a
+/// message routed by the new table finds its lane ready.
+struct ReloadTarget: Sendable {
+    /// The configuration the server started with: changes to what needs a restart are reported.
+    let started: HeraldConfig
+    let dispatcher: Dispatcher
+    let ingestor: Ingestor
+    let live: HeraldRuntime.LiveConfig
+    let metrics: HeraldMetrics
+    let clock: any HeraldClock
+    let logger: Logger
+    let httpClient: HTTPClient
+
+    func apply(_ new: HeraldConfig) -> [String] {
+        let sinks = SinkFactory.makeSinks(new, client: httpClient)
+        dispatcher.reconfigure(sinks: sinks, lanes: HeraldRuntime.lanes(new, sinks))
+        ingestor.table.update(router: Router(config: new), sinks: HeraldRuntime.sinkInfos(new, sinks))
+        live.state.withLock { $0 = new }
+        var warnings = new.warnings
+        if new.server.host != started.server.host || new.server.port != started.server.port || new.server.publicURL != started.server.publicURL
+            || new.server.limits != started.server.limits {
+            warnings.append("changes under `server` take effect at the next restart")
+        }
+        if new.storage != started.storage { warnings.append("a change of `storage` takes effect at the next restart") }
+        if new.sources.twilio?.path != started.sources.twilio?.path || new.sources.twilio?.authToken != started.sources.twilio?.authToken
+            || new.sources.http?.path != started.sources.http?.path || new.sources.http?.token != started.sources.http?.token {
+            warnings.append("changes under `sources` take effect at the next restart")
+        }
+        metrics.reload(success: true, at: clock.now())
+        logger.notice("configuration reloaded", metadata: [
+            "config.routes": "\(new.routes.count)", "config.sinks": "\(sinks.count)", "config.warnings": "\(warnings.count)",
+        ])
+        for warning in warnings { logger.warning("\(warning)") }
+        return warnings
     }
 }

@@ -22,11 +22,11 @@ struct MaintenanceTests {
         let event = Event(id: "evt_1", source: "twilio", sourceID: nil, from: "+1", to: nil, body: "x", receivedAt: now)
         let delivery = Delivery(id: "dlv_1", eventID: "evt_1", sink: "slack", route: "all", app: nil, nextAttemptAt: now, expiresAt: now.addingTimeInterval(600), createdAt: now)
         _ = try await store.insert(event, deliveries: [delivery])
-        await maintenance.sweep(now: clock.now())
+        await maintenance.sweep()
         #expect(await eventually { sink.requests.count == 1 })
         #expect(try await eventually { try await store.delivery(id: "dlv_1")?.state == .delivered })
-        await maintenance.sweep(now: clock.now())
-        await maintenance.sweep(now: clock.now())
+        await maintenance.sweep()
+        await maintenance.sweep()
         #expect(await eventually { dispatcher.idle })
         #expect(sink.requests.count == 1, "a delivered delivery is not swept again")
     }
@@ -40,7 +40,7 @@ struct MaintenanceTests {
         for (id, age) in [("evt_old", 3601.0), ("evt_new", 3599.0)] {
             _ = try await store.insert(Event(id: id, source: "twilio", sourceID: nil, from: "+1", to: nil, body: "x", receivedAt: now.addingTimeInterval(-age)), deliveries: [])
         }
-        await maintenance.purge(now: now)
+        await maintenance.purge()
         #expect(await store.allEvents().map(\.id) == ["evt_new"])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldTesting
 import Testing
 
 extension OTPTableRow: CustomTestStringConvertible {

@@ -170,7 +170,7 @@ struct ConfigBuilder {
             }
         }
         if let text = section.string("per_client") {
-            if let rate = Self.parseRate(text) { limits.perClient = rate } else {
+            if let rate = ConfigLoader.parseRate(text) { limits.perClient = rate } else {
                 section.fail("per_client", "server.limits.per_client must be a rate like 100/s or 600/m, not \(section.shown("per_client", text))")
             }
         }
@@ -343,7 +343,7 @@ struct ConfigBuilder {
         let concurrency = section.int("concurrency", range: 1...256) ?? ConfigDefaults.sinkConcurrency
         var rateLimit = type.defaults.rateLimit
         if let text = section.string("rate_limit") {
-            if let rate = Self.parseRate(text) { rateLimit = rate } else {
+            if let rate = ConfigLoader.parseRate(text) { rateLimit = rate } else {
                 section.fail("rate_limit", "\(path).rate_limit must be a rate like 1/s or 30/m, not \(section.shown("rate_limit", text))")
             }
         }
@@ -459,8 +459,4 @@ extension ConfigLoader {
         default: return nil
         }
     }
-}
-
-extension ConfigBuilder {
-    static func parseRate(_ text: String) -> Double? { ConfigLoader.parseRate(text) }
 }

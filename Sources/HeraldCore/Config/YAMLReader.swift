@@ -31,41 +31,6 @@ final class YAMLReader {
 
     // MARK: Shapes
 
-    struct Fields {
-        var node: Node
-        var entries: [(key: String, keyNode: Node, value: Node)]
-
-        subscript(_ key: String) -> Node? {
-            entries.first { $0.key == key }?.value
-        }
-
-        func has(_ key: String) -> Bool { self[key] != nil }
-    }
-
-    /// A mapping with only the `allowed` keys; unknown keys are reported where they stand.
-    func mapping(_ node: Node, _ path: String, allowed: [String]) -> Fields? {
-        guard case .mapping(let mapping) = node else {
-            fail(node, "\(path) must be a mapping of keys to values")
-            return nil
-        }
-        var fields = Fields(node: node, entries: [])
-        for (keyNode, value) in mapping {
-            guard case .scalar(let scalar) = keyNode else {
-                fail(keyNode, "keys in \(path) must be plain names")
-                continue
-            }
-            let key = scalar.string
-            if !allowed.contains(key) {
-                let suggestion = allowed.min { editDistance($0, key) < editDistance($1, key) }
-                    .flatMap { editDistance($0, key) <= 2 ? " (did you mean '\($0)'?)" : nil } ?? ""
-                fail(keyNode, "unknown key '\(key)' in \(path)\(suggestion); allowed: \(allowed.joined(separator: ", "))")
-                continue
-            }
-            fields.entries.append((key, keyNode, value))
-        }
-        return fields
-    }
-
     /// A mapping whose keys are names chosen by the user (sinks), in file order.
     func namedMapping(_ node: Node, _ path: String) -> [(name: String, keyNode: Node, value: Node)] {
         guard case .mapping(let mapping) = node else {

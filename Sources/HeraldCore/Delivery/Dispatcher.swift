@@ -37,11 +37,6 @@ public final class Dispatcher: Service, Sendable {
         (inputs, input) = AsyncStream<DispatchMachine.Input>.makeStream()
     }
 
-    /// A lane for every sink, with default settings (tests, `herald send`).
-    public convenience init(store: any OutboxStore, sinks: [any Sink], clock: any HeraldClock = SystemClock(), logger: Logger) {
-        self.init(store: store, sinks: sinks, lanes: sinks.map { LaneSettings(sink: $0.name) }, clock: clock, logger: logger)
-    }
-
     // MARK: For the ingest path and the rest of the server
 
     /// A slot for a fresh delivery that will be stored claimed: the lease to store it with, or nil

@@ -33,9 +33,9 @@ public final class Maintenance: Service, Sendable {
             var nextPurge = self.clock.now()
             while !Task.isCancelled {
                 let now = self.clock.now()
-                await self.sweep(now: now)
+                await self.sweep()
                 if now >= nextPurge {
-                    await self.purge(now: now)
+                    await self.purge()
                     nextPurge = now.adding(self.purgeInterval)
                 }
                 do {
@@ -49,7 +49,7 @@ public final class Maintenance: Service, Sendable {
 
     /// Returns lost claims to pending and has every lane look in the store (work added behind
     /// the dispatcher's back, orphans of removed sinks).
-    public func sweep(now: Date) async {
+    public func sweep() async {
         do {
             let released = try await store.releaseExpiredLeases()
             if !released.isEmpty {
@@ -62,7 +62,7 @@ public final class Maintenance: Service, Sendable {
         }
     }
 
-    public func purge(now: Date) async {
+    public func purge() async {
         do {
             let removed = try await store.purge(olderThan: retention)
             if removed > 0 {

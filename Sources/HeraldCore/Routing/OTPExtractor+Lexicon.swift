@@ -87,7 +87,9 @@ extension OTPExtractor {
             "finissant", "eindigend", "slutter", "slutar", "kończącej", "končící", "оканчивающейся", "заканчивающейся",
             "last", "final", "finale", "末尾", "尾号", "尾號", "末四位", "后四位", "後四位",
         ]
-        static let endingMarkers: [[Unicode.Scalar]] = ["尾号", "尾號", "末尾", "后四位", "後四位", "endziffer", "ending"].map { Array($0.unicodeScalars) }
+        /// Endings glued to the words before them in scripts without spaces (`您尾号8821`); spaced
+        /// ones are `endingWords`.
+        static let endingMarkers: [[Unicode.Scalar]] = ["尾号", "尾號", "末尾", "后四位", "後四位"].map { Array($0.unicodeScalars) }
         /// Words after a number that make it a street address.
         static let streetWords: Set<String> = [
             "st", "street", "ave", "avenue", "rd", "road", "blvd", "boulevard", "dr", "drive", "lane", "ln", "way", "apt", "suite",

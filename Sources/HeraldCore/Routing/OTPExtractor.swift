@@ -16,7 +16,11 @@ public enum OTPExtractor {
     public static let scanLimit = 2000
 
     public static func extract(from body: String) -> String? {
-        if let bound = OriginBoundCode.parse(body) { return bound.code }
+        OriginBoundCode.parse(body)?.code ?? find(in: body)
+    }
+
+    /// The finder alone, for a caller that has looked for an origin-bound code already (the router).
+    public static func find(in body: String) -> String? {
         let text = Text(body)
         let keywords = Lexicon.keywordRanges(in: text)
         var numeric = numericCandidates(in: text).filter { !isExcluded($0, in: text, keywords: keywords) }
@@ -85,7 +89,7 @@ public enum OTPExtractor {
             defer { i = j }
             let start = runs[0].start, end = runs[runs.count - 1].end
             // Part of a word (`V2EX`, `abc123`, `123abc`), not a code.
-            if start > 0, text.isASCIILetter(start - 1), !(s[start - 1] == "-") { continue }
+            if start > 0, text.isASCIILetter(start - 1) { continue }
             if end < s.count, text.isASCIILetter(end) { continue }
             // Amounts, dates, times, versions, fractions: `1.329,90`, `10/12`, `12:30`, `4/6`.
             if separators.contains(where: { ".,:/".unicodeScalars.contains($0) }) { continue }

@@ -55,7 +55,7 @@ public struct Router: Sendable {
             if !route.continues { break }
         }
         // An origin-bound code is exact: it wins over a route's pattern and over the finder.
-        decision.otp = bound?.code ?? otpPattern.map { $0.firstCapture(in: body) } ?? OTPExtractor.extract(from: body)
+        decision.otp = bound?.code ?? otpPattern.map { $0.firstCapture(in: body) } ?? OTPExtractor.find(in: body)
         return decision
     }
 

@@ -17,13 +17,12 @@ public struct TokenBucket: Sendable {
 
     /// Nil when a token was taken; otherwise the wait until one is available.
     public mutating func take(now: Date) -> Duration? {
-        tokens = min(burst, tokens + max(0, now.timeIntervalSince(updated)) * rate)
-        updated = now
+        refill(now: now)
         if tokens >= 1 {
             tokens -= 1
             return nil
         }
-        return .milliseconds(Int64(((1 - tokens) / rate * 1000).rounded(.up)))
+        return waitForToken(now: now)
     }
 
     /// Whole tokens available at `now`.

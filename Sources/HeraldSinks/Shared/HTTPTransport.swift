@@ -10,22 +10,15 @@ import NIOHTTP1
 struct HTTPTransport: Sendable {
     let client: HTTPClient
 
-    struct Answer {
-        var status: Int
-        var retryAfter: String?
-        var body: String
-    }
-
     func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async -> SinkReport {
         do {
-            let answer = try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout)
-            return .http(status: answer.status, retryAfter: answer.retryAfter, body: answer.body)
+            return try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout)
         } catch {
             return .transport(Classifier.describe(error: error, timeout: timeout))
         }
     }
 
-    func exchange(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async throws -> Answer {
+    private func exchange(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async throws -> SinkReport {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -45,7 +38,7 @@ struct HTTPTransport: Sendable {
                 if prefix.readableBytes >= Self.maxBody { break }
             }
         } catch where (200..<300).contains(Int(response.status.code)) {}
-        return Answer(
+        return .http(
             status: Int(response.status.code),
             retryAfter: response.headers.first(name: "Retry-After"),
             body: String(decoding: prefix.readableBytesView, as: UTF8.self)

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldTesting
 import Hummingbird
 import Logging
 import NIOCore
