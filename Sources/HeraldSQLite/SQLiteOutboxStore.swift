@@ -275,6 +275,16 @@ public final class SQLiteOutboxStore: OutboxStore {
     }
 
     /// Count of deliveries by state (for tests and tools).
+    public func pendingBySink() async throws -> [String: Int] {
+        try await pool.read { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT sink, COUNT(*) AS n FROM deliveries WHERE state = 'pending' GROUP BY sink") {
+                counts[row["sink"]] = row["n"]
+            }
+            return counts
+        }
+    }
+
     public func count(state: DeliveryState) async throws -> Int {
         try await pool.read { db in try db.intValue("SELECT COUNT(*) FROM deliveries WHERE state = ?", arguments: [state.rawValue]) ?? 0 }
     }

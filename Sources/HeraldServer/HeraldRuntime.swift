@@ -65,7 +65,8 @@ public struct HeraldRuntime: Sendable {
         self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
         let ingestor = Ingestor(
             router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
-            clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics
+            clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics,
+            intakeWait: config.server.limits.intakeWait, refuseWhen: config.server.limits.refuseWhen
         )
         self.ingestor = ingestor
         let path = configPath ?? "-"

@@ -44,6 +44,7 @@ public final class HookedStore: OutboxStore {
         try await beforeCount()
         return try await inner.count(state: state)
     }
+    public func pendingBySink() async throws -> [String: Int] { try await inner.pendingBySink() }
     public func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery] { try await inner.deliveries(filter) }
     public func events(_ filter: EventFilter) async throws -> [StoredEvent] { try await inner.events(filter) }
 }

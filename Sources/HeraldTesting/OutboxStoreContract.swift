@@ -330,5 +330,6 @@ public enum OutboxStoreContract {
         #expect(try await store.events(EventFilter(state: .failed)).first?.deliveries.map(\.state) == [.failed])
         #expect(try await store.deliveries(DeliveryFilter(state: .inFlight)).map(\.id) == ["dlv_0"])
         #expect(try await store.count(state: .pending) == 3)
+        #expect(try await store.pendingBySink() == ["slack": 2, "audit": 1], "the backlog per sink, in flight and failed left out")
     }
 }

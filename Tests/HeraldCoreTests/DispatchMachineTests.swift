@@ -38,7 +38,7 @@ struct DispatchMachineTests {
 
         /// A fresh delivery reserved and stored claimed; returns the actions its arrival causes.
         mutating func fresh(_ id: String, sink: String = "slack", expiresIn: Double = 600) -> (ClaimedDelivery, [DispatchMachine.Action])? {
-            guard let lease = machine.reserve(sink: sink, now: now) else { return nil }
+            guard let lease = machine.reserve(sink: sink, now: now).lease else { return nil }
             let claimed = DispatchMachineTests.claimed(id, sink: sink, at: now, leaseUntil: now.adding(lease), expiresIn: expiresIn)
             return (claimed, on(.freshClaimed([claimed])))
         }
@@ -70,7 +70,7 @@ struct DispatchMachineTests {
     @Test func nothingIsClaimedOrReservedBeforeStartUpRecovery() {
         var run = Run()
         #expect(run.on(.workStored(sinks: ["slack"])) == [])
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "recovery would return a fresh claim to pending under a worker")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil, "recovery would return a fresh claim to pending under a worker")
         #expect(run.on(.started) == [.failOrphans(keeping: ["slack"]), .claim(sink: "slack", limit: 8, leaseFor: .seconds(30))])
     }
 
@@ -135,7 +135,7 @@ struct DispatchMachineTests {
         }
         #expect(sent == (16..<24).map { "dlv_\($0)" }, "each freed slot starts the next ready delivery at once")
         #expect(claims == Array(repeating: [:], count: 7) + [["slack": 8]], "one claim for eight, not eight claims")
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "the claim holds the room")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil, "the claim holds the room")
     }
 
     // MARK: The fast path
@@ -148,13 +148,13 @@ struct DispatchMachineTests {
         #expect(run.fresh("dlv_b").map { Self.sends($0.1) } == ["dlv_b"])
         #expect(run.fresh("dlv_c").map { Self.sends($0.1) } == [], "both slots run: dlv_c waits, claimed")
         #expect(run.fresh("dlv_d") != nil)
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "twice the concurrency is held: the next one is stored pending")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil, "twice the concurrency is held: the next one is stored pending")
         let finished = run.on(.attemptFinished(a, outcome: .delivered(detail: "HTTP 200", receipt: "m-1"), startedAt: run.now, duration: .milliseconds(80)))
         #expect(Self.sends(finished) == ["dlv_c"])
         guard case .complete(_, let attempt, let result, nil) = finished.first else { Issue.record("no write: \(finished)"); return }
         #expect(result == DeliveryResult(next: .delivered, receipt: "m-1"))
         #expect(attempt == DeliveryAttempt(deliveryID: "dlv_a", number: 1, startedAt: run.now, duration: .milliseconds(80), outcome: "delivered", detail: "HTTP 200"))
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil)
     }
 
     @Test func workStoredBehindABusyLaneIsClaimedAheadAndStartsWhenASlotFrees() throws {
@@ -174,7 +174,7 @@ struct DispatchMachineTests {
     func anAttemptStartsOnlyWithLeaseForTheTimeoutPlusAMargin(_ spare: Double, _ starts: Bool) throws {
         var run = Run([LaneSettings(sink: "slack", timeout: .seconds(10))])
         run.started()
-        let lease = run.machine.reserve(sink: "slack", now: run.now)
+        let lease = run.machine.reserve(sink: "slack", now: run.now).lease
         try #require(lease != nil)
         let claimed = Self.claimed("dlv_a", at: run.now, leaseUntil: run.now.addingTimeInterval(10 + spare))
         let actions = run.on(.freshClaimed([claimed]))
@@ -206,11 +206,11 @@ struct DispatchMachineTests {
     @Test func reservationsOfUnstoredDeliveriesAreGivenBack() throws {
         var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
         run.started()
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil, "room for twice the concurrency")
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil, "room for twice the concurrency")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil)
         _ = run.on(.reservationsCancelled(["slack"]))
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil)
     }
 
     // MARK: Outcomes
@@ -289,11 +289,11 @@ struct DispatchMachineTests {
         var run = Run()
         run.started()
         let claimed = Self.claimed("dlv_a", at: run.now)
-        _ = run.machine.reserve(sink: "slack", now: run.now)
+        _ = run.machine.reserve(sink: "slack", now: run.now).lease
         _ = run.on(.freshClaimed([claimed]))
         _ = run.on(.attemptFinished(claimed, outcome: .retry(after: .seconds(20), reason: "HTTP 429"), startedAt: run.now, duration: .zero))
         let pauseEnds = run.now.addingTimeInterval(20)
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "fresh deliveries wait too")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil, "fresh deliveries wait too")
         #expect(run.on(.workStored(sinks: ["slack"])) == [.armTimer(at: pauseEnds)])
         run.advance(19)
         #expect(run.on(.timerFired) == [])
@@ -335,8 +335,8 @@ struct DispatchMachineTests {
         let batch = [Self.claimed("dlv_a", at: run.now)]
         // One was due; the unused token comes back.
         _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: batch, nextDueIn: nil)))
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil, "the refunded token")
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil, "the bucket is empty")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil, "the refunded token")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil, "the bucket is empty")
         #expect(run.on(.workStored(sinks: ["slack"])) == [.armTimer(at: run.now.addingTimeInterval(1))])
         run.advance(1)
         #expect(Self.claims(run.on(.timerFired)) == ["slack": 1])
@@ -391,7 +391,7 @@ struct DispatchMachineTests {
         let (a, _) = try run.mustFresh("dlv_a")
         let removed = run.on(.reconfigured([]))
         #expect(removed == [.failOrphans(keeping: [])])
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil)
         #expect(run.on(.reconfigured([LaneSettings(sink: "slack", concurrency: 1)])) == [.failOrphans(keeping: ["slack"])])
         #expect(Self.claims(run.on(.workStored(sinks: ["slack"]))) == ["slack": 1], "the work stored meanwhile is claimed")
         let finished = run.on(.attemptFinished(a, outcome: .delivered(), startedAt: run.now, duration: .zero))
@@ -428,16 +428,16 @@ struct DispatchMachineTests {
         let actions = run.on(.attemptFinished(a, outcome: .retry(reason: "HTTP 500"), startedAt: run.now, duration: .zero))
         guard case .complete(_, _, let result, _) = actions.first else { Issue.record("\(actions)"); return }
         #expect(result.next == .failed, "the new max_attempts applies")
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == .seconds(50), "the new timeout's lease")
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == .seconds(50), "the new timeout's lease")
     }
 
     @Test func aNewRateLimitStartsAFreshBucket() {
         var run = Run([LaneSettings(sink: "slack", rateLimit: 1, burst: 1)])
         run.started()
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil)
         _ = run.on(.reconfigured([LaneSettings(sink: "slack", rateLimit: 10, burst: 3)]))
-        #expect(run.machine.reserve(sink: "slack", now: run.now) != nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease != nil)
     }
 
     // MARK: Shutdown
@@ -448,7 +448,7 @@ struct DispatchMachineTests {
         let running = Self.claimed("dlv_run", at: run.now)
         #expect(run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: [running], nextDueIn: .zero))).count >= 1)
         #expect(run.on(.shutdown) == [])
-        #expect(run.machine.reserve(sink: "slack", now: run.now) == nil)
+        #expect(run.machine.reserve(sink: "slack", now: run.now).lease == nil)
         #expect(run.on(.workStored(sinks: ["slack"])) == [], "nothing new is claimed")
         let late = Self.claimed("dlv_late", at: run.now)
         #expect(run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: [late]))) == [.release(late, reason: "shutting down")])
@@ -485,11 +485,68 @@ struct DispatchMachineTests {
     @Test func aFreshDeliveryArrivingDuringShutdownIsGivenBack() throws {
         var run = Run()
         run.started()
-        let lease = run.machine.reserve(sink: "slack", now: run.now)
+        let lease = run.machine.reserve(sink: "slack", now: run.now).lease
         try #require(lease != nil)
         #expect(run.on(.shutdown) == [], "the reservation is outstanding")
         let claimed = Self.claimed("dlv_a", at: run.now)
         #expect(run.on(.freshClaimed([claimed])) == [.release(claimed, reason: "shutting down")])
         #expect(run.on(.written(sink: "slack", retryAt: nil)) == [.stopped])
+    }
+
+    // MARK: Intake pace (server.limits)
+
+    /// A full lane is worth waiting for only while its receiver delivers; a failing, paused or
+    /// rate-limited one sends its deliveries to the store at once.
+    @Test func aFullLaneSaysFullOnlyWhileItsReceiverDelivers() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
+        run.started()
+        #expect(run.machine.reserve(sink: "slack", now: run.now) == .start(lease: .seconds(30)))
+        let (a, _) = try run.mustFresh("dlv_a")
+        _ = run.machine.reserve(sink: "slack", now: run.now)
+        #expect(run.machine.reserve(sink: "slack", now: run.now) == .full, "healthy until shown otherwise")
+        _ = run.on(.attemptFinished(a, outcome: .retry(reason: "HTTP 500"), startedAt: run.now, duration: .milliseconds(5)))
+        _ = run.machine.reserve(sink: "slack", now: run.now)
+        #expect(run.machine.admission(sink: "slack", now: run.now) == .pending, "the last attempt failed: not worth a webhook's wait")
+    }
+
+    @Test func aPausedOrTokenlessLaneSendsFreshWorkToTheStore() throws {
+        var paused = Run([LaneSettings(sink: "slack", concurrency: 1)])
+        paused.started()
+        let (a, _) = try paused.mustFresh("dlv_a")
+        _ = paused.on(.attemptFinished(a, outcome: .retry(after: .seconds(30), reason: "HTTP 429"), startedAt: paused.now, duration: .milliseconds(5)))
+        #expect(paused.machine.reserve(sink: "slack", now: paused.now) == .pending)
+
+        var limited = Run([LaneSettings(sink: "slack", concurrency: 8, rateLimit: 1, burst: 1)])
+        limited.started()
+        #expect(limited.machine.reserve(sink: "slack", now: limited.now).lease != nil)
+        #expect(limited.machine.reserve(sink: "slack", now: limited.now) == .pending, "no token: waiting is the store's job")
+    }
+
+    /// What is queued ahead over the measured pace: concurrency / mean attempt time, capped by
+    /// the rate limit, plus a `Retry-After` pause. No measurement, no estimate.
+    @Test func theQueueWaitIsTheBacklogOverTheMeasuredPace() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 2)])
+        run.started()
+        #expect(run.machine.queueWait(sink: "slack", now: run.now) == nil, "nothing measured yet")
+        let (a, _) = try run.mustFresh("dlv_a")
+        _ = run.on(.attemptFinished(a, outcome: .delivered(), startedAt: run.now, duration: .milliseconds(500)))
+        _ = run.on(.written(sink: "slack", retryAt: nil))
+        #expect(run.machine.queueWait(sink: "slack", now: run.now) == .zero)
+        _ = run.on(.backlogCounted(["slack": 10]))
+        // 10 ahead at 2 / 0.5 s = 4 per second.
+        #expect(run.machine.queueWait(sink: "slack", now: run.now) == .milliseconds(2500))
+        _ = run.on(.workStored(sinks: ["slack"]))
+        #expect(run.machine.queueWait(sink: "slack", now: run.now)?.seconds ?? 0 >= 2.5, "what was stored since the count is ahead too")
+        _ = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: (0..<3).map { Self.claimed("dlv_c\($0)", at: run.now) })))
+        _ = run.on(.backlogCounted(["slack": 4]))
+        // 4 in the store + what is ready and not started (3 claimed, 2 start at once: 1 ready).
+        #expect(run.machine.queueWait(sink: "slack", now: run.now) == .milliseconds(1250))
+
+        var limited = Run([LaneSettings(sink: "slack", concurrency: 32, rateLimit: 1, burst: 1)])
+        limited.started()
+        let (b, _) = try limited.mustFresh("dlv_b")
+        _ = limited.on(.attemptFinished(b, outcome: .delivered(), startedAt: limited.now, duration: .milliseconds(10)))
+        _ = limited.on(.backlogCounted(["slack": 30]))
+        #expect(limited.machine.queueWait(sink: "slack", now: limited.now) == .seconds(30), "one a second, whatever the concurrency")
     }
 }

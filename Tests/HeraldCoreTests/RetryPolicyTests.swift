@@ -13,15 +13,26 @@ struct RetryPolicyTests {
         #expect(policy.backoffCeiling(afterAttempt: attempt) == .milliseconds(Int64(seconds * 1000)))
     }
 
-    @Test func fullJitterDrawsBetweenInitialAndCeiling() {
+    @Test func fullJitterDrawsBetweenAFifthOfInitialAndCeiling() {
         var ranges: [ClosedRange<Double>] = []
         _ = policy.decide(afterAttempt: 3, retryAfter: nil, now: now, expiresAt: far) { range in
             ranges.append(range)
             return range.upperBound
         }
-        #expect(ranges == [1.0...4.0])
+        #expect(ranges == [0.2...4.0])
         let decision = policy.decide(afterAttempt: 3, retryAfter: nil, now: now, expiresAt: far) { $0.lowerBound }
-        #expect(decision == .retry(at: now.addingTimeInterval(1)))
+        #expect(decision == .retry(at: now.addingTimeInterval(0.2)))
+    }
+
+    /// The default asks a receiver that failed once again within a few hundred milliseconds.
+    @Test func theDefaultFirstRetryComesWithin50To250Milliseconds() {
+        var ranges: [ClosedRange<Double>] = []
+        _ = RetryPolicy.default.decide(afterAttempt: 1, retryAfter: nil, now: now, expiresAt: far) { range in
+            ranges.append(range)
+            return range.upperBound
+        }
+        #expect(ranges == [0.05...0.25])
+        #expect(RetryPolicy.default.backoffCeiling(afterAttempt: 10) == .seconds(120), "the tenth wait may reach the 2 min cap")
     }
 
     @Test func retryAfterReplacesTheBackoff() {

@@ -52,6 +52,7 @@ struct TestServer {
         var status: Int
         var body: String
         var contentType: String?
+        var retryAfter: String? = nil
     }
 
     func request(_ method: HTTPMethod, _ pathAndQuery: String, headers: [(String, String)] = [], body: String? = nil) async throws -> Answer {
@@ -61,7 +62,8 @@ struct TestServer {
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let buffer = try await response.body.collect(upTo: 1 << 20)
-        return Answer(status: Int(response.status.code), body: String(buffer: buffer), contentType: response.headers.first(name: "Content-Type"))
+        return Answer(status: Int(response.status.code), body: String(buffer: buffer), contentType: response.headers.first(name: "Content-Type"),
+                      retryAfter: response.headers.first(name: "Retry-After"))
     }
 
     /// Posts a Twilio webhook signed for `public_url` + path (or with `signature` as given).

@@ -176,6 +176,17 @@ struct ConfigBuilder {
         }
         if let value = section.int("per_client_burst", range: 1...1_000_000) { limits.perClientBurst = value }
         if let value = section.duration("header_timeout") { limits.headerTimeout = value }
+        if let value = section.duration("intake_wait") { limits.intakeWait = value }
+        if let text = section.string("refuse_when") {
+            switch text {
+            case "expiry": limits.refuseWhen = .expiry
+            case "never": limits.refuseWhen = .never
+            default:
+                if let wait = Duration.parse(text), wait > .zero { limits.refuseWhen = .after(wait) } else {
+                    section.fail("refuse_when", "server.limits.refuse_when must be expiry, never, or a duration like 30s, not \(section.shown("refuse_when", text))")
+                }
+            }
+        }
         return limits
     }
 
@@ -340,7 +351,7 @@ struct ConfigBuilder {
 
         let timeout = section.positiveDuration("timeout") ?? ConfigDefaults.sinkTimeout
         let retry = section.section("retry").map { readRetry($0, base: defaults.retry) } ?? defaults.retry
-        let concurrency = section.int("concurrency", range: 1...256) ?? ConfigDefaults.sinkConcurrency
+        let concurrency = section.int("concurrency", range: 1...256) ?? type.defaults.concurrency
         var rateLimit = type.defaults.rateLimit
         if let text = section.string("rate_limit") {
             if let rate = ConfigLoader.parseRate(text) { rateLimit = rate } else {

@@ -59,8 +59,21 @@ public struct InboundLimits: Sendable, Equatable {
     public var perClientBurst: Int = 200
     /// A client that has not sent its request headers by then is disconnected.
     public var headerTimeout: Duration = .seconds(10)
+    /// How long a webhook may wait for a delivery slot on a healthy sink that is only busy,
+    /// before its deliveries are stored to wait in the outbox.
+    public var intakeWait: Duration = .seconds(1)
+    /// When a webhook is refused with 503: `.expiry` (default) when none of its deliveries could
+    /// start before its code expires, `.after(d)` when none could start within `d`, `.never`.
+    public var refuseWhen: QueueBound = .expiry
 
     public init() {}
+}
+
+/// `server.limits.refuse_when`: how long the work queued ahead of a new message may be.
+public enum QueueBound: Sendable, Equatable {
+    case expiry
+    case after(Duration)
+    case never
 }
 
 public enum StorageConfig: Sendable, Equatable {

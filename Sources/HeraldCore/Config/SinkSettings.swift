@@ -29,9 +29,11 @@ extension SinkSettings {
 public struct SinkDefaults: Sendable {
     public var rateLimit: Double?
     public var burst: Int
+    public var concurrency: Int
 
-    public init(rateLimit: Double? = nil, burst: Int = 1) {
+    public init(rateLimit: Double? = nil, burst: Int = 1, concurrency: Int = ConfigDefaults.sinkConcurrency) {
         self.rateLimit = rateLimit
         self.burst = burst
+        self.concurrency = concurrency
     }
 }

@@ -25,4 +25,15 @@ public enum DeliveryOutcome: Sendable, Equatable {
         case .retry(_, let reason), .permanent(let reason), .skipped(let reason): reason
         }
     }
+
+    /// Whether the receiver was asked at all (a skip sends nothing).
+    public var attempted: Bool {
+        if case .skipped = self { return false }
+        return true
+    }
+
+    public var isDelivered: Bool {
+        if case .delivered = self { return true }
+        return false
+    }
 }

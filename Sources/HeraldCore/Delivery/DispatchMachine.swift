@@ -49,7 +49,24 @@ public struct DispatchMachine: Sendable {
         case written(sink: String, retryAt: Date?)
         case timerFired
         case reconfigured([LaneSettings])
+        /// The sweep counted what the store holds pending per sink (the backlog estimate's truth).
+        case backlogCounted([String: Int])
         case shutdown
+    }
+
+    /// What `reserve` says of a fresh delivery.
+    public enum Reservation: Sendable, Equatable {
+        /// Store it claimed with this lease; it starts as soon as it is stored.
+        case start(lease: Duration)
+        /// Its lane is healthy but full: a slot frees soon, so the intake may wait for one.
+        case full
+        /// Store it pending (the lane is paused, out of tokens, failing, or not running).
+        case pending
+
+        public var lease: Duration? {
+            if case .start(let lease) = self { return lease }
+            return nil
+        }
     }
 
     public enum Action: Sendable, Equatable {
@@ -93,6 +110,13 @@ public struct DispatchMachine: Sendable {
         var retiring = false
         /// The lane's own wake-up in `timers` (one at a time, so events do not pile up entries).
         var wakeAt: Date?
+        /// Pending deliveries the store holds for this sink, as far as this process knows: counted
+        /// by the sweep, moved by what is stored and claimed in between.
+        var backlog = 0
+        /// How long an attempt takes, smoothed (seconds); nil until one has finished.
+        var meanAttempt: Double?
+        /// Whether the last attempt delivered: a full lane that fails or hangs is not worth waiting for.
+        var healthy = true
 
         init(settings: LaneSettings, now: Date) {
             self.settings = settings
@@ -142,18 +166,39 @@ public struct DispatchMachine: Sendable {
     // MARK: The fast path
 
     /// Rule 2: a slot (and a token) for a fresh delivery that will be stored claimed and started as
-    /// soon as it is stored. Returns the lease to store it with, or nil: store it pending.
-    public mutating func reserve(sink: String, now: Date) -> Duration? {
-        guard phase == .running, var lane = lanes[sink], !lane.retiring, lane.room > 0 else { return nil }
-        if let paused = lane.pausedUntil, paused > now { return nil }
+    /// soon as it is stored.
+    public mutating func reserve(sink: String, now: Date) -> Reservation {
+        let verdict = admission(sink: sink, now: now)
+        guard case .start = verdict, var lane = lanes[sink] else { return verdict }
         if var bucket = lane.bucket {
-            guard bucket.available(now: now) >= 1 else { return nil }
             bucket.consume(1, now: now)
             lane.bucket = bucket
         }
         lane.reserved += 1
         lanes[sink] = lane
-        return lane.settings.lease
+        return verdict
+    }
+
+    /// What `reserve` would say now, without reserving.
+    public func admission(sink: String, now: Date) -> Reservation {
+        guard phase == .running, let lane = lanes[sink], !lane.retiring else { return .pending }
+        if let paused = lane.pausedUntil, paused > now { return .pending }
+        if var bucket = lane.bucket, bucket.available(now: now) < 1 { return .pending }
+        if lane.room > 0 { return .start(lease: lane.settings.lease) }
+        return lane.healthy ? .full : .pending
+    }
+
+    /// How long a delivery stored pending for `sink` now would wait before its attempt could
+    /// start: what is queued ahead of it over the lane's pace, plus any `Retry-After` pause. Nil
+    /// while there is no evidence (no attempt has finished yet): no refusal without a measurement.
+    public func queueWait(sink: String, now: Date) -> Duration? {
+        guard let lane = lanes[sink], !lane.retiring, let mean = lane.meanAttempt else { return nil }
+        var perSecond = Double(lane.settings.concurrency) / max(mean, 0.000_1)
+        if let rate = lane.settings.rateLimit { perSecond = min(perSecond, rate) }
+        let ahead = Double(lane.backlog + lane.ready.count + lane.reserved)
+        var wait = ahead / perSecond
+        if let paused = lane.pausedUntil, paused > now { wait += paused.timeIntervalSince(now) }
+        return .milliseconds(Int64(min(wait, 1e9) * 1000))
     }
 
     // MARK: Events
@@ -168,6 +213,7 @@ public struct DispatchMachine: Sendable {
             for sink in lanes.keys.sorted() { look(sink, at: now, now: now, &actions) }
 
         case .workStored(let sinks):
+            for sink in sinks { lanes[sink]?.backlog += 1 }
             for sink in sinks.sorted() { look(sink, at: now, now: now, &actions) }
 
         case .wakeAll:
@@ -183,6 +229,7 @@ public struct DispatchMachine: Sendable {
             let fromStore = batch.claimed.count >= requested ? now : batch.nextDueIn.map { now.adding($0) }
             lane.dueAt = earliest(fromStore, lane.hintWhileClaiming)
             lane.hintWhileClaiming = nil
+            lane.backlog = max(0, lane.backlog - batch.claimed.count - batch.expired.count)
             if !batch.expired.isEmpty { actions.append(.expired(sink: sink, ids: batch.expired)) }
             lane.ready.append(contentsOf: batch.claimed)
             lanes[sink] = lane
@@ -222,6 +269,11 @@ public struct DispatchMachine: Sendable {
             let delivery = claimed.delivery
             guard var lane = lanes[delivery.sink] else { break }
             lane.running -= 1
+            if outcome.attempted {
+                let seconds = duration.seconds
+                lane.meanAttempt = lane.meanAttempt.map { $0 * 0.9 + seconds * 0.1 } ?? seconds
+                lane.healthy = outcome.isDelivered
+            }
             let decision = DeliveryRules.decide(outcome, delivery: delivery, policy: lane.settings.retry, now: now, random: random)
             if let pause = decision.pauseUntil {
                 // Rule 5: the receiver asked the whole sink to wait.
@@ -238,7 +290,13 @@ public struct DispatchMachine: Sendable {
 
         case .written(let sink, let retryAt):
             writes -= 1
-            if let retryAt { look(sink, at: retryAt, now: now, &actions) }
+            if let retryAt {
+                lanes[sink]?.backlog += 1
+                look(sink, at: retryAt, now: now, &actions)
+            }
+
+        case .backlogCounted(let counts):
+            for sink in lanes.keys { lanes[sink]?.backlog = counts[sink] ?? 0 }
 
         case .timerFired:
             if let armed = armedAt, armed <= now { armedAt = nil }

@@ -21,6 +21,9 @@ public final class Dispatcher: Service, Sendable {
     private let metrics: HeraldMetrics
     /// Events submitted and not handled yet.
     private let queued = Atomic<Int>(0)
+    /// Webhooks waiting for a slot on a full, healthy lane (see `admit`), by ticket.
+    private let waiters = Mutex<(next: UInt64, waiting: [UInt64: (sink: String, resume: CheckedContinuation<Void, Never>)])>((0, [:]))
+    private let waiting = Atomic<Int>(0)
 
     public init(
         store: any OutboxStore, sinks: [any Sink], lanes: [LaneSettings], clock: any HeraldClock = SystemClock(), logger: Logger,
@@ -43,7 +46,73 @@ public final class Dispatcher: Service, Sendable {
     /// (store it pending and say so with `submit(.workStored)`).
     public func reserve(sink: String) -> Duration? {
         let now = clock.now()
-        return machine.withLock { $0.reserve(sink: sink, now: now) }
+        return machine.withLock { $0.reserve(sink: sink, now: now) }.lease
+    }
+
+    /// Like `reserve`, but while the lane is healthy and only full, waits for a slot until
+    /// `deadline`: this is how intake slows to the pace of delivery. A lane that is paused, out of
+    /// tokens or failing answers nil at once (its deliveries wait in the store, not the webhook).
+    public func admit(sink: String, waitingUntil deadline: Date) async -> Duration? {
+        while true {
+            let now = clock.now()
+            switch machine.withLock({ $0.reserve(sink: sink, now: now) }) {
+            case .start(let lease): return lease
+            case .pending: return nil
+            case .full:
+                guard now < deadline, !Task.isCancelled else { return nil }
+                await waitForRoom(sink: sink, until: deadline)
+            }
+        }
+    }
+
+    /// How long a delivery stored pending for `sink` now would wait for its attempt (nil: no
+    /// measurement yet).
+    public func queueWait(sink: String) -> Duration? {
+        let now = clock.now()
+        return machine.withLock { $0.queueWait(sink: sink, now: now) }
+    }
+
+    /// Suspends until the driver sees room on `sink` (or the lane no longer worth waiting for),
+    /// until `deadline`, or until the task is cancelled.
+    private func waitForRoom(sink: String, until deadline: Date) async {
+        let ticket = waiters.withLock { state -> UInt64 in
+            state.next += 1
+            return state.next
+        }
+        let timeout = Task {
+            try? await clock.sleep(until: deadline)
+            wake(ticket)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiters.withLock { $0.waiting[ticket] = (sink, continuation) }
+                waiting.add(1, ordering: .relaxed)
+                // Room may have freed between the check and the registration.
+                let now = clock.now()
+                if machine.withLock({ $0.admission(sink: sink, now: now) }) != .full || clock.now() >= deadline || Task.isCancelled {
+                    wake(ticket)
+                }
+            }
+        } onCancel: {
+            wake(ticket)
+        }
+        timeout.cancel()
+    }
+
+    private func wake(_ ticket: UInt64) {
+        guard let waiter = waiters.withLock({ $0.waiting.removeValue(forKey: ticket) }) else { return }
+        waiting.subtract(1, ordering: .relaxed)
+        waiter.resume.resume()
+    }
+
+    /// After an event: wakes the waiters whose lane has room again (or is no longer full).
+    private func wakeWaiters(now: Date) {
+        guard waiting.load(ordering: .relaxed) > 0 else { return }
+        let sinks = Set(waiters.withLock { $0.waiting.values.map(\.sink) })
+        let open = machine.withLock { machine in sinks.filter { machine.admission(sink: $0, now: now) != .full } }
+        guard !open.isEmpty else { return }
+        let tickets = waiters.withLock { $0.waiting.filter { open.contains($0.value.sink) }.map(\.key) }
+        for ticket in tickets { wake(ticket) }
     }
 
     public func submit(_ event: DispatchMachine.Input) {
@@ -90,12 +159,14 @@ public final class Dispatcher: Service, Sendable {
                     queued.subtract(1, ordering: .relaxed)
                     if actions.contains(.stopped) { break }
                     for action in actions { perform(action, in: &group) }
+                    wakeWaiters(now: now)
                 }
                 // Stopped, or cancelled (the service group's shutdown grace ran out): whatever
                 // still runs is cancelled; its deliveries stay in flight and the next start
                 // resumes them. Nothing is taken in any more.
                 input.finish()
                 group.cancelAll()
+                for ticket in waiters.withLock({ Array($0.waiting.keys) }) { wake(ticket) }
             }
         } onGracefulShutdown: {
             self.submit(.shutdown)

@@ -192,6 +192,12 @@ public actor InMemoryOutboxStore: OutboxStore {
         return StoredEvent(event: event, deliveries: list, attempts: recorded)
     }
 
+    public func pendingBySink() throws -> [String: Int] {
+        deliveries.values.reduce(into: [:]) { counts, delivery in
+            if delivery.state == .pending { counts[delivery.sink, default: 0] += 1 }
+        }
+    }
+
     public func count(state: DeliveryState) throws -> Int {
         deliveries.values.filter { $0.state == state }.count
     }

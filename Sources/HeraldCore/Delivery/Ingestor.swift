@@ -4,6 +4,11 @@ import Synchronization
 
 /// The webhook path: plan the message, write the event and its deliveries in one store write,
 /// then hand the deliveries to the dispatcher. No network call and no timer on the way.
+///
+/// Intake keeps pace with delivery: a delivery whose sink is healthy but busy waits (up to
+/// `intakeWait`) for a slot, so the answer slows instead of a backlog growing behind it. Only when
+/// none of a message's deliveries could start before its code expires (`refuseWhen`) is the
+/// message refused (`IngestError.overloaded`: the webhook answers 503).
 public struct Ingestor: Sendable {
     public typealias SinkInfo = DeliveryPlan.SinkInfo
 
@@ -39,12 +44,17 @@ public struct Ingestor: Sendable {
     let logger: Logger
     let logBodies: Bool
     let metrics: HeraldMetrics
+    let intakeWait: Duration
+    let refuseWhen: QueueBound
 
     public init(
         router: Router, store: any OutboxStore, dispatcher: Dispatcher?, sinks: [String: SinkInfo],
-        clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false, metrics: HeraldMetrics = .none
+        clock: any HeraldClock = SystemClock(), logger: Logger, logBodies: Bool = false, metrics: HeraldMetrics = .none,
+        intakeWait: Duration = ConfigDefaults.limits.intakeWait, refuseWhen: QueueBound = ConfigDefaults.limits.refuseWhen
     ) {
         self.metrics = metrics
+        self.intakeWait = intakeWait
+        self.refuseWhen = refuseWhen
         self.table = Table(router: router, sinks: sinks)
         self.store = store
         self.dispatcher = dispatcher
@@ -63,12 +73,20 @@ public struct Ingestor: Sendable {
         // attempt needs no other write. The rest is stored pending and claimed when a slot frees.
         var reserved: [String] = []
         if let dispatcher {
+            let deadline = now.adding(intakeWait)
             for index in deliveries.indices where deliveries[index].state == .pending {
-                guard let lease = dispatcher.reserve(sink: deliveries[index].sink) else { continue }
+                guard let lease = await dispatcher.admit(sink: deliveries[index].sink, waitingUntil: deadline) else { continue }
+                // A wait moves the lease's start, never its length.
                 deliveries[index].state = .inFlight
                 deliveries[index].attempts = 1
-                deliveries[index].leaseUntil = now.adding(lease)
+                deliveries[index].leaseUntil = clock.now().adding(lease)
                 reserved.append(deliveries[index].sink)
+            }
+            if reserved.isEmpty, let retryAfter = overloaded(deliveries, dispatcher: dispatcher) {
+                logger.warning("message refused: the deliveries queued ahead of it would outlast its code", metadata: [
+                    "event.id": "\(event.id)", "event.source": "\(event.source)", "retry_after_s": "\(Int(retryAfter.seconds))",
+                ])
+                throw IngestError.overloaded(retryAfter: retryAfter)
             }
         }
         let inserted: InsertResult
@@ -103,5 +121,41 @@ public struct Ingestor: Sendable {
             if !waiting.isEmpty { dispatcher.submit(.workStored(sinks: waiting)) }
         }
         return Result(eventID: event.id, duplicate: false, decision: plan.decision, deliveries: deliveries)
+    }
+
+    /// The last resort: when every delivery of the message would wait in the outbox past its
+    /// bound (by default its own expiry), how long the source should wait before sending again.
+    /// Nil: accept. A message with no delivery to make, or a sink without a measured pace yet, is
+    /// always accepted.
+    private func overloaded(_ deliveries: [Delivery], dispatcher: Dispatcher) -> Duration? {
+        if refuseWhen == .never { return nil }
+        let waiting = deliveries.filter { $0.state == .pending }
+        guard !waiting.isEmpty else { return nil }
+        let now = clock.now()
+        var shortestExcess = Double.infinity
+        for delivery in waiting {
+            guard let wait = dispatcher.queueWait(sink: delivery.sink) else { return nil }
+            let bound: Double = switch refuseWhen {
+            case .expiry: delivery.expiresAt.timeIntervalSince(now)
+            case .after(let limit): min(limit.seconds, delivery.expiresAt.timeIntervalSince(now))
+            case .never: .infinity
+            }
+            let excess = wait.seconds - bound
+            guard excess >= 0 else { return nil }
+            shortestExcess = min(shortestExcess, excess)
+        }
+        return .seconds(Int64(min(60, max(1, shortestExcess.rounded(.up)))))
+    }
+}
+
+public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Every delivery of the message would wait past its bound: answer 503 with `Retry-After`.
+    case overloaded(retryAfter: Duration)
+
+    public var description: String {
+        switch self {
+        case .overloaded(let retryAfter):
+            "overloaded: the deliveries already queued could not start before this message's code expires; try again in \(Int(retryAfter.seconds)) s"
+        }
     }
 }

@@ -55,6 +55,7 @@ public final class Maintenance: Service, Sendable {
             if !released.isEmpty {
                 logger.warning("claims whose lease ran out are pending again", metadata: ["sink.names": "\(released.sorted().joined(separator: ","))"])
             }
+            dispatcher.submit(.backlogCounted(try await store.pendingBySink()))
             dispatcher.submit(.wakeAll)
             try await store.maintain()
         } catch {

@@ -61,6 +61,9 @@ public protocol OutboxStore: Sendable {
     func delivery(id: String) async throws -> Delivery?
     /// How many deliveries are in `state` (for the pending gauge).
     func count(state: DeliveryState) async throws -> Int
+    /// Pending deliveries per sink, due or not (the dispatcher's backlog estimate; sinks with none
+    /// left out).
+    func pendingBySink() async throws -> [String: Int]
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
     /// Events newest first, each with its deliveries (attempts left out).
     func events(_ filter: EventFilter) async throws -> [StoredEvent]

@@ -12,6 +12,8 @@ public struct HeraldMetrics: Sendable {
         case invalid
         case rateLimited = "rate_limited"
         case tooLarge = "too_large"
+        /// Answered 503: the work queued ahead would outlast the message's code (`server.limits.refuse_when`).
+        case refusedOverloaded = "refused_overloaded"
     }
 
     public enum DeliveryOutcomeLabel: String, Sendable, CaseIterable {

@@ -31,6 +31,8 @@ struct JSONInbound: Sendable {
         do {
             result = try await ingestor.ingest(message)
             metrics.eventReceived(source: "http", outcome: result.duplicate ? .duplicate : .accepted)
+        } catch let error as IngestError {
+            throw refusal(error, source: "http", metrics: metrics)
         } catch {
             logger.error("could not store a JSON event", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the event")

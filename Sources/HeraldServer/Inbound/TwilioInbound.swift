@@ -61,6 +61,8 @@ struct TwilioInbound: Sendable {
         do {
             let result = try await ingestor.ingest(message)
             metrics.eventReceived(source: "twilio", outcome: result.duplicate ? .duplicate : .accepted)
+        } catch let error as IngestError {
+            throw refusal(error, source: "twilio", metrics: metrics)
         } catch {
             logger.error("could not store a Twilio message; answering 500 so Twilio reports it", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the message")
@@ -82,6 +84,17 @@ struct TwilioInbound: Sendable {
         }
         let host = request.head.authority ?? "localhost"
         return "http://" + host + pathAndQuery
+    }
+}
+
+/// The answer to a message the ingest path refused: 503 with `Retry-After`, counted as
+/// `refused_overloaded`. (Twilio does not retry it: its fallback URL, if set, gets the message.)
+func refusal(_ error: IngestError, source: String, metrics: HeraldMetrics) -> HTTPError {
+    switch error {
+    case .overloaded(let retryAfter):
+        metrics.eventReceived(source: source, outcome: .refusedOverloaded)
+        return HTTPError(.serviceUnavailable, headers: [.retryAfter: "\(Int(retryAfter.seconds))"],
+                         message: "overloaded: the deliveries already queued could not start before this message's code expires")
     }
 }
 

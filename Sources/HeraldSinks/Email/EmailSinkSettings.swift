@@ -4,6 +4,8 @@ import HeraldCore
 /// `type: email`: an archive over SMTP (libcurl).
 public struct EmailSinkSettings: SinkBuilding {
     public static let type = "email"
+    /// Each attempt is an SMTP session on a thread of its own: a mail server is not asked for 32.
+    public static let defaults = SinkDefaults(concurrency: 4)
 
     public enum StartTLS: String, Sendable {
         case required, none

@@ -10,8 +10,10 @@ public enum SinkHTTPClient {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(5)
         configuration.redirectConfiguration = .disallow
-        // Sink lanes default to 4 deliveries at once but may be set higher; let the pool follow.
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        // Sink lanes default to 32 deliveries at once and may be set up to 256; let the pool
+        // follow, so a busy lane never waits for a connection. Connections are kept alive and
+        // reused (idle ones close after the pool's 60 s).
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 }
