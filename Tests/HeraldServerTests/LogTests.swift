@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldServer
 import HeraldTesting
+import Logging
 import Testing
 
 @Suite("Logs")
@@ -40,6 +41,35 @@ struct LogTests {
         for secret in ["482913", "Your verification code", "+12344567890", "hook-secret-token", TestServer.twilioToken] {
             #expect(!text.contains(secret), "the log shows \(secret)")
         }
+    }
+
+    /// At the default level a message delivered everywhere costs one log line, whatever its fan-out;
+    /// each success is there at debug.
+    @Test func theHappyPathLogsOneLinePerMessageAtInfo() async throws {
+        let receiver = try await FakeReceiver.start()
+        for level in [Logger.Level.info, .debug] {
+            let capture = LogCapture()
+            let server = try await TestServer.start("""
+                server: { public_url: "\(TestServer.publicURL)" }
+                sources: { twilio: { auth_token: \(TestServer.twilioToken) } }
+                sinks:
+                  a: { type: http, url: "\(receiver.url("/a"))" }
+                  b: { type: http, url: "\(receiver.url("/b"))" }
+                  c: { type: http, url: "\(receiver.url("/c"))" }
+                routes:
+                  - deliver: [a, b, c]
+                """, logger: capture.logger(level: level))
+            #expect(try await server.postTwilio(sms("Your code is 482913")).status == 200)
+            #expect(try await eventually { try await server.allDeliveries().filter { $0.state == .delivered }.count == 3 })
+            await server.stop()
+            let lines = capture.text.split(separator: "\n").filter { $0.contains("event.id=") }
+            if level == .info {
+                #expect(lines.count == 1 && lines[0].contains("msg=\"event received\""), "\(lines)")
+            } else {
+                #expect(lines.filter { $0.contains("msg=delivered") }.count == 3, "\(lines)")
+            }
+        }
+        await receiver.stop()
     }
 
     @Test func bodiesAndCodesWithLogBodies() async throws {

@@ -274,7 +274,9 @@ public final class Dispatcher: Service, Sendable {
             metadata["delivery.next_attempt_in_ms"] = "\(Int(retryAt.timeIntervalSince(finished) * 1000))"
             logger.info("delivery will be retried", metadata: metadata)
         } else if result.next == .delivered {
-            logger.info("delivered", metadata: metadata)
+            // The happy path logs one line per message ("event received"); each success is in
+            // the outbox's audit trail and the metrics, and in the log at debug.
+            logger.debug("delivered", metadata: metadata)
         } else if attempt.outcome == "expired" {
             logger.notice("delivery expired without an attempt: \(DeliveryRules.expiredUnsent)", metadata: metadata)
         } else {
