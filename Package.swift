@@ -120,6 +120,7 @@ let package = Package(
             name: "herald-bench",
             dependencies: [
                 "HeraldCore",
+                "HeraldSQLite",
                 "HeraldTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

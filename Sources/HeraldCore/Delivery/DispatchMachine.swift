@@ -115,8 +115,9 @@ public struct DispatchMachine: Sendable {
         var backlog = 0
         /// How long an attempt takes, smoothed (seconds); nil until one has finished.
         var meanAttempt: Double?
-        /// Whether the last attempt delivered: a full lane that fails or hangs is not worth waiting for.
-        var healthy = true
+        /// Whether the last attempt delivered: a full lane that fails or hangs, or one that has
+        /// not delivered anything yet, is not worth a webhook's wait.
+        var healthy = false
 
         init(settings: LaneSettings, now: Date) {
             self.settings = settings
@@ -186,6 +187,16 @@ public struct DispatchMachine: Sendable {
         if var bucket = lane.bucket, bucket.available(now: now) < 1 { return .pending }
         if lane.room > 0 { return .start(lease: lane.settings.lease) }
         return lane.healthy ? .full : .pending
+    }
+
+    /// How many webhooks waiting for `sink` may try again: its free room, or all of them
+    /// (`Int.max`) when the lane is no longer worth waiting for.
+    public func waiterRoom(sink: String, now: Date) -> Int {
+        switch admission(sink: sink, now: now) {
+        case .full: 0
+        case .pending: .max
+        case .start: lanes[sink].map { max(1, $0.room) } ?? .max
+        }
     }
 
     /// How long a delivery stored pending for `sink` now would wait before its attempt could

@@ -22,7 +22,7 @@ public final class Dispatcher: Service, Sendable {
     /// Events submitted and not handled yet.
     private let queued = Atomic<Int>(0)
     /// Webhooks waiting for a slot on a full, healthy lane (see `admit`), by ticket.
-    private let waiters = Mutex<(next: UInt64, waiting: [UInt64: (sink: String, resume: CheckedContinuation<Void, Never>)])>((0, [:]))
+    private let waiters = Mutex<(next: UInt64, waiting: [String: [UInt64: CheckedContinuation<Void, Never>]], sinks: [UInt64: String])>((0, [:], [:]))
     private let waiting = Atomic<Int>(0)
 
     public init(
@@ -85,7 +85,10 @@ public final class Dispatcher: Service, Sendable {
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiters.withLock { $0.waiting[ticket] = (sink, continuation) }
+                waiters.withLock {
+                    $0.waiting[sink, default: [:]][ticket] = continuation
+                    $0.sinks[ticket] = sink
+                }
                 waiting.add(1, ordering: .relaxed)
                 // Room may have freed between the check and the registration.
                 let now = clock.now()
@@ -100,19 +103,28 @@ public final class Dispatcher: Service, Sendable {
     }
 
     private func wake(_ ticket: UInt64) {
-        guard let waiter = waiters.withLock({ $0.waiting.removeValue(forKey: ticket) }) else { return }
+        let continuation = waiters.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let sink = state.sinks.removeValue(forKey: ticket) else { return nil }
+            let continuation = state.waiting[sink]?.removeValue(forKey: ticket)
+            if state.waiting[sink]?.isEmpty == true { state.waiting[sink] = nil }
+            return continuation
+        }
+        guard let continuation else { return }
         waiting.subtract(1, ordering: .relaxed)
-        waiter.resume.resume()
+        continuation.resume()
     }
 
-    /// After an event: wakes the waiters whose lane has room again (or is no longer full).
+    /// After an event: wakes as many waiters of each lane as it has room for, oldest first (all
+    /// of them when the lane is no longer worth waiting for).
     private func wakeWaiters(now: Date) {
         guard waiting.load(ordering: .relaxed) > 0 else { return }
-        let sinks = Set(waiters.withLock { $0.waiting.values.map(\.sink) })
-        let open = machine.withLock { machine in sinks.filter { machine.admission(sink: $0, now: now) != .full } }
-        guard !open.isEmpty else { return }
-        let tickets = waiters.withLock { $0.waiting.filter { open.contains($0.value.sink) }.map(\.key) }
-        for ticket in tickets { wake(ticket) }
+        let sinks = waiters.withLock { Array($0.waiting.keys) }
+        for sink in sinks {
+            let room = machine.withLock { $0.waiterRoom(sink: sink, now: now) }
+            guard room > 0 else { continue }
+            let tickets = waiters.withLock { ($0.waiting[sink]?.keys.sorted() ?? []).prefix(room) }
+            for ticket in tickets { wake(ticket) }
+        }
     }
 
     public func submit(_ event: DispatchMachine.Input) {
@@ -166,7 +178,7 @@ public final class Dispatcher: Service, Sendable {
                 // resumes them. Nothing is taken in any more.
                 input.finish()
                 group.cancelAll()
-                for ticket in waiters.withLock({ Array($0.waiting.keys) }) { wake(ticket) }
+                for ticket in waiters.withLock({ Array($0.sinks.keys) }) { wake(ticket) }
             }
         } onGracefulShutdown: {
             self.submit(.shutdown)

@@ -21,9 +21,7 @@ public struct SlackSink: Sink {
     }
 
     public static func payload(text: String) -> Data {
-        let cut = text.cut(to: maxText)
-        // A dictionary of one string always encodes.
-        return (try? JSONSerialization.data(withJSONObject: ["text": cut], options: [.withoutEscapingSlashes])) ?? Data()
+        Data((#"{"text":""# + JSONText.escape(text.cut(to: maxText)) + #""}"#).utf8)
     }
 
     public func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {

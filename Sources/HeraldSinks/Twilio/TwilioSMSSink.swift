@@ -17,6 +17,9 @@ public struct TwilioSMSSink: Sink {
     /// Numbers our own Twilio sinks send from (loop guard).
     let ownNumbers: Set<String>
     let now: @Sendable () -> Date
+    /// Made once: the same for every attempt.
+    let authorization: String
+    let messagesURL: String
 
     public init(name: String, settings: TwilioSinkSettings, timeout: Duration, client: HTTPClient, ownNumbers: Set<String>,
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -26,6 +29,8 @@ public struct TwilioSMSSink: Sink {
         self.transport = HTTPTransport(client: client)
         self.ownNumbers = ownNumbers
         self.now = now
+        self.authorization = Self.authorization(settings)
+        self.messagesURL = "\(settings.baseURL)/2010-04-01/Accounts/\(settings.accountSID)/Messages.json"
     }
 
     public var recipients: [String] { settings.to }
@@ -44,7 +49,7 @@ public struct TwilioSMSSink: Sink {
         return fields
     }
 
-    var authorization: String {
+    static func authorization(_ settings: TwilioSinkSettings) -> String {
         let pair: String
         switch settings.credentials {
         case .authToken(let token): pair = settings.accountSID + ":" + token.value
@@ -59,9 +64,8 @@ public struct TwilioSMSSink: Sink {
         }
         guard request.delivery.recipient?.isEmpty == false else { return .permanent(reason: "no recipient") }
         let body = Data(Self.encode(form(for: request)).utf8)
-        let url = "\(settings.baseURL)/2010-04-01/Accounts/\(settings.accountSID)/Messages.json"
         let report = await transport.send(
-            url: url, method: .POST,
+            url: messagesURL, method: .POST,
             headers: [("Authorization", authorization), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
             body: body, timeout: timeout
         )
@@ -73,11 +77,29 @@ public struct TwilioSMSSink: Sink {
         Classifier.classify(.http(status: status, retryAfter: retryAfter, body: body), rules: TwilioSinkSettings.rules, now: now)
     }
 
+    /// `application/x-www-form-urlencoded`, every byte but ASCII letters, digits and `-._~`
+    /// percent-encoded (as RFC 3986 leaves them unreserved).
     static func encode(_ fields: [(String, String)]) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return fields.map { name, value in
-            name + "=" + (value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
-        }.joined(separator: "&")
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count * 3 + 2 })
+        for (index, (name, value)) in fields.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: "&")) }
+            for (part, text) in [(0, name), (1, value)] {
+                if part == 1 { out.append(UInt8(ascii: "=")) }
+                for byte in text.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                         UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                        out.append(byte)
+                    default:
+                        out.append(UInt8(ascii: "%"))
+                        out.append(hex[Int(byte >> 4)])
+                        out.append(hex[Int(byte & 0x0F)])
+                    }
+                }
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

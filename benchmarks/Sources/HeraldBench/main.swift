@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldSQLite
 import HeraldTesting
 import Hummingbird
 import Logging
@@ -9,12 +10,16 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Drives the real `herald` binary with signed Twilio webhooks and measures, with 3-way fan-out
-/// to fake HTTP sinks on loopback and the SQLite outbox:
-/// - end-to-end latency (webhook sent → last sink received) at steady rates,
-/// - the highest sustained inbound rate (closed loop),
-/// - Herald's peak resident memory,
-/// and checks that every message reached every sink.
+/// Drives the real `herald` binary with signed Twilio webhooks. One route delivers every message
+/// to three sinks of the real types — `slack`, `twilio` (one recipient) and `http` — with their
+/// default settings, to fake receivers on loopback, through the SQLite outbox. Each scenario
+/// starts its own Herald:
+/// - `fast`: receivers answer at once; open loop at 100 and 1,000 msg/s, then a closed loop;
+/// - `slow`: every answer takes 50 ms; open loop at 100 and 500 msg/s;
+/// - `failing`: 20 % of answers are 500; open loop at 100 msg/s; failure → retry times;
+/// - `backlog`: 100,000 pending deliveries in the outbox at start-up; time to ready, memory,
+///   and the drain once Herald runs.
+/// Every scenario checks that every accepted message reached every sink.
 @main
 struct HeraldBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "herald-bench")
@@ -22,17 +27,29 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "The herald binary to measure.")
     var herald = ".build/release/herald"
 
-    @Option(help: "Seconds per steady-rate phase.")
+    @Option(parsing: .upToNextOption, help: "Scenarios to run: fast, slow, failing, backlog.")
+    var scenarios: [String] = ["fast", "slow", "failing", "backlog"]
+
+    @Option(help: "Seconds per open-loop phase.")
     var seconds = 10
 
-    @Option(parsing: .upToNextOption, help: "Steady rates to measure, messages per second.")
-    var rates: [Int] = [100, 1000]
+    @Option(help: "Seconds of the closed-loop phase.")
+    var throughputSeconds = 20
 
-    @Option(help: "Seconds of the closed-loop throughput phase.")
-    var throughputSeconds = 10
+    @Option(help: "Requests in flight during the closed loop.")
+    var concurrency = 32
 
-    @Option(help: "Requests in flight during the throughput phase.")
-    var concurrency = 64
+    @Option(help: "Sinks: `real` (slack, twilio, http) or `http` (three http sinks, for comparison with earlier runs).")
+    var sinkTypes = "real"
+
+    @Option(help: "Override every sink's concurrency (default: the sinks' own defaults).")
+    var sinkConcurrency: Int?
+
+    @Option(help: "Herald's log level (its log goes to --herald-log or nowhere).")
+    var logLevel = "info"
+
+    @Option(help: "Pending deliveries in the outbox for the backlog scenario.")
+    var backlog = 100_000
 
     @Option(help: "Run herald with `taskset -c CPU` (empty: no pinning).")
     var heraldCPU = "0"
@@ -40,7 +57,7 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Pin this load generator with `taskset -c CPU` is up to the caller; this only labels the output.")
     var label = ""
 
-    @Option(help: "Write herald's log here (default: discarded).")
+    @Option(help: "Write herald's log here (default: discarded; herald logs at info either way).")
     var heraldLog: String?
 
     @Option(help: "Only the code finder's micro-benchmark, over this table (Tests/HeraldCoreTests/Fixtures/otp-table.txt).")
@@ -58,74 +75,142 @@ struct HeraldBench: AsyncParsableCommand {
             webhookBenchmark()
             return
         }
-        let sinks = try await SinkFarm.start(count: 3)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let port = try await freePort()
-        try """
-            server:
-              listen: "127.0.0.1:\(port)"
-              public_url: "http://bench.test"
-              # The load generator is one client: the per-client limit (100/s by default) would
-              # measure the limiter, not Herald.
-              limits: { per_client: 1000000/s, per_client_burst: 1000000 }
-            storage: sqlite:herald.db
-            sources: { twilio: { auth_token: bench-token } }
-            defaults: { expire_after: 10m, retry: { max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s } }
-            sinks:
-            \(sinks.urls.enumerated().map { "  s\($0.offset): { type: http, url: \"\($0.element)\", concurrency: 64 }" }.joined(separator: "\n"))
-            routes:
-              - deliver: [\(sinks.urls.indices.map { "s\($0)" }.joined(separator: ", "))]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-
-        let process = Process()
-        if heraldCPU.isEmpty {
-            process.executableURL = URL(fileURLWithPath: herald)
-            process.arguments = ["serve", "--log-level", heraldLog == nil ? "error" : "info"]
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-            process.arguments = ["-c", heraldCPU, URL(fileURLWithPath: herald).standardizedFileURL.path, "serve", "--log-level", heraldLog == nil ? "error" : "info"]
+        say("herald \(herald), slack + twilio + http sinks with default settings, SQLite outbox (synchronous=FULL), herald pinned to CPU \(heraldCPU.isEmpty ? "none" : heraldCPU)\(label.isEmpty ? "" : ", \(label)")")
+        var incomplete = false
+        for scenario in scenarios {
+            switch scenario {
+            case "fast": incomplete = try await fast() || incomplete
+            case "slow": incomplete = try await slow() || incomplete
+            case "failing": incomplete = try await failing() || incomplete
+            case "backlog": incomplete = try await backlogScenario() || incomplete
+            default: throw ValidationError("unknown scenario \(scenario): fast, slow, failing or backlog")
+            }
         }
-        process.currentDirectoryURL = folder
-        if let heraldLog {
-            _ = FileManager.default.createFile(atPath: heraldLog, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: heraldLog)
-        } else {
-            process.standardError = FileHandle.nullDevice
+        if incomplete {
+            say("SOME ACCEPTED MESSAGES DID NOT REACH EVERY SINK")
+            throw ExitCode(1)
         }
-        try process.run()
-        defer { process.terminate() }
-        let client = Client(port: port)
-        try await client.waitUntilUp()
-        let idleRSS = residentKB(process.processIdentifier).current
-        say("herald \(herald), 3 HTTP sinks, SQLite outbox (synchronous=FULL), pinned to CPU \(heraldCPU.isEmpty ? "none" : heraldCPU)\(label.isEmpty ? "" : ", \(label)")")
-        say(String(format: "idle RSS: %.1f MB", Double(idleRSS) / 1024))
-
-        let floor = try await healthFloor(client: client)
-        say(String(format: "floor (GET /healthz at 100/s through the same client): p50 %.2f ms, p99 %.2f ms", floor.p50, floor.p99))
-        var sent = 0
-        for rate in rates {
-            let result = try await steady(rate: rate, client: client, sinks: sinks, first: sent)
-            sent += result.count
-            let rss = residentKB(process.processIdentifier)
-            say(String(format: "%5d msg/s for %ds: last sink received p50 %.2f ms, p99 %.2f ms, max %.2f ms, missing %d; webhook answered p50 %.2f ms, p99 %.2f ms; RSS %.1f MB (peak so far %.1f MB)",
-                         rate, seconds, result.p50, result.p99, result.max, result.missing, result.answerP50, result.answerP99, Double(rss.current) / 1024, Double(rss.peak) / 1024))
-        }
-        let throughput = try await closedLoop(client: client, sinks: sinks, first: sent)
-        sent += throughput.sent
-        let rss = residentKB(process.processIdentifier)
-        say(String(format: "closed loop, %d in flight, %ds: %.0f msg/s accepted, %.0f msg/s delivered to all 3 sinks; RSS %.1f MB, peak %.1f MB",
-                     concurrency, throughputSeconds, throughput.accepted, throughput.delivered, Double(rss.current) / 1024, Double(rss.peak) / 1024))
-        // Nothing lost: every accepted message reaches every sink.
-        let complete = await waitUntil(timeout: 60) { sinks.completeCount() == sent }
-        say("delivered to all 3 sinks: \(sinks.completeCount()) of \(sent) accepted\(complete ? "" : " (INCOMPLETE)")")
-        await sinks.stop()
-        try await client.http.shutdown()
     }
+
+    // MARK: Scenarios (each returns true when something accepted was not delivered everywhere)
+
+    func fast() async throws -> Bool {
+        let receivers = try await Receivers.start(Behaviour())
+        let herald = try await HeraldUnderTest.start(self, receivers: receivers)
+        defer { herald.stop() }
+        say("[fast] receivers answer at once")
+        say(String(format: "[fast] idle RSS: %.1f MB", Double(herald.rss().current) / 1024))
+        let floor = try await healthFloor(client: herald.client)
+        say(String(format: "[fast] floor (GET /healthz at 100/s through the same client): p50 %.2f ms, p99 %.2f ms", floor.p50, floor.p99))
+        var sent = 0
+        for rate in [100, 1000] {
+            let result = try await steady(rate: rate, herald: herald, receivers: receivers, first: sent)
+            sent += result.count
+            say("[fast] " + result.line(rate: rate, seconds: seconds, rss: herald.rss()))
+        }
+        let loop = try await closedLoop(herald: herald, receivers: receivers, first: sent)
+        sent += loop.sent
+        say(String(format: "[fast] closed loop, %d in flight, %ds: %.0f msg/s accepted, %.0f msg/s delivered to all 3 sinks (%.1f %% of accepted); lag p50 %.1f ms, p99 %.1f ms; CPU %.3f ms per message; RSS peak %.1f MB",
+                     concurrency, throughputSeconds, loop.accepted, loop.delivered, 100 * loop.delivered / max(loop.accepted, 1), loop.lagP50, loop.lagP99,
+                     loop.cpuPerMessage, Double(herald.rss().peak) / 1024))
+        return await complete("fast", receivers: receivers, accepted: herald.accepted)
+    }
+
+    func slow() async throws -> Bool {
+        let receivers = try await Receivers.start(Behaviour(delay: .milliseconds(50)))
+        let herald = try await HeraldUnderTest.start(self, receivers: receivers)
+        defer { herald.stop() }
+        say("[slow] every receiver answers after 50 ms")
+        var sent = 0
+        for rate in [100, 500] {
+            let result = try await steady(rate: rate, herald: herald, receivers: receivers, first: sent)
+            sent += result.count
+            say("[slow] " + result.line(rate: rate, seconds: seconds, rss: herald.rss()))
+        }
+        return await complete("slow", receivers: receivers, accepted: herald.accepted)
+    }
+
+    func failing() async throws -> Bool {
+        let receivers = try await Receivers.start(Behaviour(failureRate: 0.2))
+        let herald = try await HeraldUnderTest.start(self, receivers: receivers)
+        defer { herald.stop() }
+        say("[failing] 20 % of all answers are HTTP 500")
+        let result = try await steady(rate: 100, herald: herald, receivers: receivers, first: 0, settle: 60)
+        say("[failing] " + result.line(rate: 100, seconds: seconds, rss: herald.rss()))
+        let gaps = receivers.retryGaps()
+        say(String(format: "[failing] %d answers were 500; failure → next attempt of the same delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms",
+                     receivers.failureCount(), percentile(gaps, 0.5), percentile(gaps, 0.99), gaps.max() ?? .nan))
+        return await complete("failing", receivers: receivers, accepted: herald.accepted)
+    }
+
+    /// A sink that was down for hours: the outbox holds `backlog` pending deliveries to the http
+    /// sink when Herald starts; its receiver is up again.
+    func backlogScenario() async throws -> Bool {
+        let receivers = try await Receivers.start(Behaviour())
+        let folder = try HeraldUnderTest.makeFolder()
+        let filled = ContinuousClock.now
+        try await fillOutbox(path: folder.appendingPathComponent("herald.db").path, count: backlog)
+        say(String(format: "[backlog] %d pending deliveries written to the outbox in %.1f s", backlog, milliseconds(ContinuousClock.now - filled) / 1000))
+        let started = ContinuousClock.now
+        let herald = try await HeraldUnderTest.start(self, receivers: receivers, folder: folder, waitForReady: true)
+        defer { herald.stop() }
+        let ready = milliseconds(ContinuousClock.now - started)
+        let firstArrival = await waitUntil(timeout: 30) { receivers.httpArrivals() > 0 }
+        let first = milliseconds(ContinuousClock.now - started)
+        say(String(format: "[backlog] started → /readyz 200 in %.2f s; first delivery after %.2f s%@; RSS %.1f MB",
+                     ready / 1000, first / 1000, firstArrival ? "" : " (NONE)", Double(herald.rss().current) / 1024))
+        let cpuBefore = herald.cpuSeconds()
+        let drainStart = ContinuousClock.now
+        let drained = await waitUntil(timeout: 600) { receivers.httpArrivals() >= backlog }
+        let drainSeconds = milliseconds(ContinuousClock.now - drainStart) / 1000
+        say(String(format: "[backlog] drained %d of %d in %.1f s: %.0f deliveries/s, CPU %.3f ms per delivery; RSS peak %.1f MB",
+                     receivers.httpArrivals(), backlog, drainSeconds, Double(receivers.httpArrivals()) / drainSeconds,
+                     (herald.cpuSeconds() - cpuBefore) * 1000 / Double(max(1, receivers.httpArrivals())), Double(herald.rss().peak) / 1024))
+        if !drained { say("[backlog] INCOMPLETE") }
+        await receivers.stop()
+        return !drained
+    }
+
+    /// `count` events, each with one pending delivery to the http sink, due now and alive for an
+    /// hour, written by concurrent writers so the store's group commit batches them.
+    func fillOutbox(path: String, count: Int) async throws {
+        let store = try SQLiteOutboxStore(path: path)
+        let now = Date()
+        let writers = 64
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for index in stride(from: writer, to: count, by: writers) {
+                        let event = Event(id: "evt_backlog_\(index)", source: "twilio", sourceID: "SMbacklog\(index)", from: "+15551234567", to: "+15005550006",
+                                          body: "Your verification code is \(100_000 + index % 900_000). ref-\(index)", otp: "\(100_000 + index % 900_000)",
+                                          otpDomain: nil, app: nil, route: "all", receivedAt: now.addingTimeInterval(-3600), media: [])
+                        let delivery = Delivery(id: "dlv_backlog_\(index)", eventID: event.id, sink: "hook", recipient: nil, route: "all", app: nil, state: .pending,
+                                                nextAttemptAt: now, expiresAt: now.addingTimeInterval(3600), createdAt: now.addingTimeInterval(-3600))
+                        _ = try await store.insert(event, deliveries: [delivery])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Waits for every accepted message to reach all three sinks and says so.
+    func complete(_ name: String, receivers: Receivers, accepted: Locked<Set<Int>>, timeout: Double = 60) async -> Bool {
+        let ids = accepted.withLock { $0 }
+        let done = await waitUntil(timeout: timeout) { receivers.completeCount(of: ids) == ids.count }
+        say("[\(name)] delivered to all 3 sinks: \(receivers.completeCount(of: ids)) of \(ids.count) accepted\(done ? "" : " (INCOMPLETE)"); duplicates \(receivers.duplicateCount())")
+        await receivers.stop()
+        return !done
+    }
+
+    // MARK: Phases
 
     struct Steady {
         var count: Int
+        var accepted: Int
+        var refused: Int
+        /// No answer, or one other than 200 and 503 (a connection the server dropped, a timeout).
+        var unanswered: Int
         var p50: Double
         var p99: Double
         var max: Double
@@ -133,6 +218,12 @@ struct HeraldBench: AsyncParsableCommand {
         /// Webhook sent → Herald's 200 (stored and answered).
         var answerP50: Double
         var answerP99: Double
+        var cpuPerMessage: Double
+
+        func line(rate: Int, seconds: Int, rss: (current: Int, peak: Int)) -> String {
+            String(format: "%4d msg/s for %ds: lag (sent → last sink) p50 %.2f ms, p99 %.2f ms, max %.1f ms; missing %d; webhook answered p50 %.2f ms, p99 %.2f ms; %d accepted, %d refused (503), %d unanswered; CPU %.3f ms per message; RSS %.1f MB (peak %.1f MB)",
+                   rate, seconds, p50, p99, max, missing, answerP50, answerP99, accepted, refused, unanswered, cpuPerMessage, Double(rss.current) / 1024, Double(rss.peak) / 1024)
+        }
     }
 
     /// What the load generator and loopback cost on their own: a request that does no work.
@@ -153,10 +244,13 @@ struct HeraldBench: AsyncParsableCommand {
     }
 
     /// Open loop: one webhook every 1/rate s, whatever the answers do.
-    func steady(rate: Int, client: Client, sinks: SinkFarm, first: Int) async throws -> Steady {
+    func steady(rate: Int, herald: HeraldUnderTest, receivers: Receivers, first: Int, settle: Double = 30) async throws -> Steady {
         let count = rate * seconds
         let sentAt = Locked([Int: ContinuousClock.Instant]())
         let answerTimes = Locked([Double]())
+        let refused = Locked(0)
+        let unanswered = Locked(0)
+        let cpuBefore = herald.cpuSeconds()
         let start = ContinuousClock.now + .milliseconds(50)
         await withTaskGroup(of: Void.self) { group in
             for i in 0..<count {
@@ -165,47 +259,172 @@ struct HeraldBench: AsyncParsableCommand {
                 let id = first + i
                 group.addTask {
                     let start = ContinuousClock.now
-                    sentAt.withLock { $0[id] = start }
-                    _ = try? await client.send(id)
+                    let status = try? await herald.send(id)
                     let took = milliseconds(ContinuousClock.now - start)
                     answerTimes.withLock { $0.append(took) }
+                    if status == 200 { sentAt.withLock { $0[id] = start } } else if status == 503 { refused.withLock { $0 += 1 } } else { unanswered.withLock { $0 += 1 } }
                 }
             }
         }
-        _ = await waitUntil(timeout: 30) { sinks.completeCount() >= first + count }
         let sent = sentAt.withLock { $0 }
+        _ = await waitUntil(timeout: settle) { receivers.completeCount(of: Set(sent.keys)) >= sent.count }
+        let cpu = herald.cpuSeconds() - cpuBefore
         var latencies: [Double] = []
         var missing = 0
         for (id, at) in sent {
-            guard let last = sinks.lastArrival(id) else { missing += 1; continue }
+            guard let last = receivers.lastArrival(id) else { missing += 1; continue }
             latencies.append(milliseconds(last - at))
         }
         let answers = answerTimes.withLock { $0 }
-        return Steady(count: count, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.max() ?? .nan,
-                      missing: missing, answerP50: percentile(answers, 0.5), answerP99: percentile(answers, 0.99))
+        return Steady(count: count, accepted: sent.count, refused: refused.withLock { $0 }, unanswered: unanswered.withLock { $0 }, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+                      max: latencies.max() ?? .nan, missing: missing, answerP50: percentile(answers, 0.5), answerP99: percentile(answers, 0.99),
+                      cpuPerMessage: cpu * 1000 / Double(max(1, sent.count)))
     }
 
-    /// Closed loop: `concurrency` senders, each sending its next webhook as soon as the last is answered.
-    func closedLoop(client: Client, sinks: SinkFarm, first: Int) async throws -> (sent: Int, accepted: Double, delivered: Double) {
+    struct Loop {
+        var sent: Int
+        var accepted: Double
+        var delivered: Double
+        var lagP50: Double
+        var lagP99: Double
+        var cpuPerMessage: Double
+    }
+
+    /// Closed loop: `concurrency` senders, each sending its next webhook as soon as the last is
+    /// answered. Delivered counts what reached all three sinks within the same window.
+    func closedLoop(herald: HeraldUnderTest, receivers: Receivers, first: Int) async throws -> Loop {
         let next = Locked(first)
-        let accepted = Locked(0)
+        let sentAt = Locked([Int: ContinuousClock.Instant]())
         let deadline = ContinuousClock.now + .seconds(throughputSeconds)
         let started = ContinuousClock.now
-        let deliveredBefore = sinks.completeCount()
+        let cpuBefore = herald.cpuSeconds()
+        let deliveredBefore = receivers.completeTotal()
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     while ContinuousClock.now < deadline {
                         let id = next.withLock { value -> Int in defer { value += 1 }; return value }
-                        if (try? await client.send(id)) == 200 { accepted.withLock { $0 += 1 } }
+                        let start = ContinuousClock.now
+                        if (try? await herald.send(id)) == 200 { sentAt.withLock { $0[id] = start } }
                     }
                 }
             }
         }
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let delivered = sinks.completeCount() - deliveredBefore
-        return (next.withLock { $0 } - first, Double(accepted.withLock { $0 }) / seconds, Double(delivered) / seconds)
+        let seconds = milliseconds(ContinuousClock.now - started) / 1000
+        let delivered = receivers.completeTotal() - deliveredBefore
+        let cpu = herald.cpuSeconds() - cpuBefore
+        let sent = sentAt.withLock { $0 }
+        _ = await waitUntil(timeout: 60) { receivers.completeCount(of: Set(sent.keys)) >= sent.count }
+        let lags = sent.compactMap { id, at in receivers.lastArrival(id).map { milliseconds($0 - at) } }
+        return Loop(sent: next.withLock { $0 } - first, accepted: Double(sent.count) / seconds, delivered: Double(delivered) / seconds,
+                    lagP50: percentile(lags, 0.5), lagP99: percentile(lags, 0.99), cpuPerMessage: cpu * 1000 / Double(max(1, delivered)))
+    }
+}
+
+/// A `herald serve` process with the benchmark's configuration, and a client for it.
+final class HeraldUnderTest: Sendable {
+    let process: Process
+    let client: Client
+    let folder: URL
+    /// Message ids Herald answered 200 for.
+    let accepted = Locked(Set<Int>())
+
+    private init(process: Process, client: Client, folder: URL) {
+        self.process = process
+        self.client = client
+        self.folder = folder
+    }
+
+    static func makeFolder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    static func start(_ bench: HeraldBench, receivers: Receivers, folder given: URL? = nil, waitForReady: Bool = false) async throws -> HeraldUnderTest {
+        let folder = try given ?? makeFolder()
+        let port = try await freePort()
+        let extra = bench.sinkConcurrency.map { ", concurrency: \($0)" } ?? ""
+        let sinks = bench.sinkTypes == "http"
+            ? """
+              slack: { type: http, url: "\(receivers.url(.slack))"\(extra) }
+              sms: { type: http, url: "\(receivers.url(.twilio))/2010-04-01/Accounts/AC0/Messages.json"\(extra) }
+              hook: { type: http, url: "\(receivers.url(.http))"\(extra) }
+            """
+            : """
+              slack: { type: slack, webhook_url: "\(receivers.url(.slack))", rate_limit: 1000000/s, burst: 10000\(extra) }
+              sms:
+                type: twilio
+                account_sid: AC00000000000000000000000000000000
+                auth_token: bench-twilio-token
+                from: "+15005550006"
+                to: ["+15557654321"]
+                base_url: "\(receivers.url(.twilio))"\(extra.isEmpty ? "" : "\n    concurrency: \(bench.sinkConcurrency!)")
+              hook: { type: http, url: "\(receivers.url(.http))"\(extra) }
+            """
+        // Default sink settings, except two limits that would measure themselves: the load
+        // generator is one client (server.limits.per_client, 100/s by default), and Slack's own
+        // limit (rate_limit 1/s by default, as Slack documents) is lifted for the fake Slack.
+        try """
+            server:
+              listen: "127.0.0.1:\(port)"
+              public_url: "http://bench.test"
+              limits: { per_client: 1000000/s, per_client_burst: 1000000 }
+            storage: sqlite:herald.db
+            sources: { twilio: { auth_token: bench-token } }
+            sinks:
+            \(sinks)
+            routes:
+              - name: all
+                deliver: [slack, sms, hook]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        let arguments = ["serve", "--log-level", bench.logLevel]
+        if bench.heraldCPU.isEmpty {
+            process.executableURL = URL(fileURLWithPath: bench.herald)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", bench.heraldCPU, URL(fileURLWithPath: bench.herald).standardizedFileURL.path] + arguments
+        }
+        process.currentDirectoryURL = folder
+        if let log = bench.heraldLog {
+            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+            let handle = FileHandle(forWritingAtPath: log)
+            handle?.seekToEndOfFile()
+            process.standardError = handle
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        let client = Client(port: port)
+        try await client.waitUntilUp(path: waitForReady ? "/readyz" : "/healthz")
+        return HeraldUnderTest(process: process, client: client, folder: folder)
+    }
+
+    func send(_ id: Int) async throws -> Int {
+        let status = try await client.send(id)
+        if status == 200 { _ = accepted.withLock { $0.insert(id) } }
+        return status
+    }
+
+    /// User + system CPU time of the process so far.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    func rss() -> (current: Int, peak: Int) { residentKB(process.processIdentifier) }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        Task { try? await client.http.shutdown() }
+        try? FileManager.default.removeItem(at: folder)
     }
 }
 
@@ -219,7 +438,9 @@ struct Client: Sendable {
     }()
 
     func send(_ id: Int) async throws -> Int {
-        let parameters = [("MessageSid", "SM\(id)"), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", "Your verification code is \(100_000 + id % 900_000)")]
+        let sid = "SM" + String(format: "%032x", id)
+        let parameters = [("MessageSid", sid), ("From", "+15551234567"), ("To", "+15005550006"),
+                          ("Body", "Your verification code is \(100_000 + id % 900_000). ref-\(id)")]
         let signature = TwilioSignature.compute(url: "http://bench.test/twilio/sms", parameters: parameters.map { (name: $0.0, value: $0.1) }, authToken: "bench-token")
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/twilio/sms")
         request.method = .POST
@@ -240,81 +461,149 @@ struct Client: Sendable {
         return response.status == .ok
     }
 
-    func waitUntilUp() async throws {
-        for _ in 0..<200 {
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz")
+    func waitUntilUp(path: String = "/healthz") async throws {
+        for _ in 0..<1200 {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
             request.method = .GET
             if let response = try? await http.execute(request, timeout: .seconds(1)), response.status == .ok { return }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(5))
         }
         throw ValidationError("herald did not start")
     }
 }
 
-/// When each message (by its `MessageSid` number) reached how many sinks, and the last arrival.
-final class Arrivals: Sendable {
-    private let storage = Mutex<[Int: (count: Int, last: ContinuousClock.Instant)]>([:])
-
-    func record(_ id: Int) {
-        let now = ContinuousClock.now
-        storage.withLock { table in
-            let previous = table[id]?.count ?? 0
-            table[id] = (previous + 1, now)
-        }
-    }
-
-    func last(_ id: Int, sinks: Int) -> ContinuousClock.Instant? {
-        storage.withLock { $0[id].flatMap { $0.count >= sinks ? $0.last : nil } }
-    }
-
-    func complete(sinks: Int) -> Int {
-        storage.withLock { $0.values.reduce(0) { $0 + ($1.count >= sinks ? 1 : 0) } }
-    }
+/// How the fake receivers answer.
+struct Behaviour: Sendable {
+    var delay: Duration = .zero
+    var failureRate: Double = 0
 }
 
-/// Fake HTTP sinks on loopback.
-final class SinkFarm: Sendable {
-    let urls: [String]
-    let arrivals: Arrivals
-    private let tasks: [Task<Void, any Error>]
-
-    private init(urls: [String], arrivals: Arrivals, tasks: [Task<Void, any Error>]) {
-        self.urls = urls
-        self.arrivals = arrivals
-        self.tasks = tasks
+/// Fake Slack, Twilio and HTTP receivers on loopback, answering as those services do. Each
+/// request is matched to its message by the `ref-N` the load generator put in the SMS text.
+final class Receivers: Sendable {
+    enum Kind: Int, CaseIterable, Sendable {
+        case slack, twilio, http
     }
 
-    static func start(count: Int) async throws -> SinkFarm {
-        let arrivals = Arrivals()
-        var urls: [String] = []
-        var tasks: [Task<Void, any Error>] = []
-        for index in 0..<count {
-            let router = Router()
-            router.post("/sink") { request, _ -> HTTPResponse.Status in
-                let buffer = try await request.body.collect(upTo: 65536)
-                let text = String(buffer: buffer)
-                if let range = text.range(of: #""source_id":"SM"#) {
-                    let digits = text[range.upperBound...].prefix { $0.isNumber }
-                    if let id = Int(digits) { arrivals.record(id) }
-                }
-                return .ok
+    struct Record: Sendable {
+        /// Bit per receiver that answered it with success.
+        var mask: UInt8 = 0
+        var last: ContinuousClock.Instant?
+        var duplicates = 0
+    }
+
+    private let ports: [Int]
+    private let tasks: [Task<Void, any Error>]
+    private let state: State
+
+    private init(ports: [Int], tasks: [Task<Void, any Error>], state: State) {
+        self.ports = ports
+        self.tasks = tasks
+        self.state = state
+    }
+
+    final class State: Sendable {
+        let table = Mutex<[Int: Record]>([:])
+        let failedAt = Mutex<[Int: ContinuousClock.Instant]>([:])
+        let gaps = Mutex<[Double]>([])
+        let failures = Atomic<Int>(0)
+        let hookArrivals = Atomic<Int>(0)
+        let behaviour: Behaviour
+
+        init(behaviour: Behaviour) {
+            self.behaviour = behaviour
+        }
+
+        /// Returns whether to answer with success.
+        func handle(_ kind: Kind, body: String) async -> Bool {
+            let arrived = ContinuousClock.now
+            guard let range = body.range(of: "ref-") else { return true }
+            let id = Int(body[range.upperBound...].prefix { $0.isNumber }) ?? -1
+            if behaviour.delay > .zero { try? await Task.sleep(for: behaviour.delay) }
+            let key = id * 4 + kind.rawValue
+            if behaviour.failureRate > 0, Double.random(in: 0..<1) < behaviour.failureRate {
+                failures.add(1, ordering: .relaxed)
+                let now = ContinuousClock.now
+                failedAt.withLock { $0[key] = now }
+                return false
             }
-            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            if let failed = failedAt.withLock({ $0.removeValue(forKey: key) }) {
+                gaps.withLock { $0.append(milliseconds(arrived - failed)) }
+            }
+            if kind == .http { hookArrivals.add(1, ordering: .relaxed) }
+            let now = ContinuousClock.now
+            table.withLock { table in
+                var record = table[id] ?? Record()
+                let bit = UInt8(1) << UInt8(kind.rawValue)
+                if record.mask & bit != 0 { record.duplicates += 1 }
+                record.mask |= bit
+                record.last = now
+                table[id] = record
+            }
+            return true
+        }
+    }
+
+    static func start(_ behaviour: Behaviour) async throws -> Receivers {
+        let state = State(behaviour: behaviour)
+        var ports: [Int] = []
+        var tasks: [Task<Void, any Error>] = []
+        for kind in Kind.allCases {
+            let router = Router()
+            router.post("/**") { request, _ -> Response in
+                let buffer = try await request.body.collect(upTo: 65536)
+                let body = String(buffer: buffer)
+                guard await state.handle(kind, body: body) else {
+                    return Response(status: .internalServerError, body: .init(byteBuffer: ByteBuffer(string: "try again")))
+                }
+                switch kind {
+                case .slack:
+                    return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+                case .twilio:
+                    let sid = "SM" + String(format: "%032x", Int.random(in: 0..<Int.max))
+                    return Response(status: .created, headers: [.contentType: "application/json"],
+                                    body: .init(byteBuffer: ByteBuffer(string: #"{"sid":"\#(sid)","status":"queued"}"#)))
+                case .http:
+                    return Response(status: .ok)
+                }
+            }
+            let (stream, continuation) = AsyncStream<Int>.makeStream()
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
                                   onServerRunning: { continuation.yield($0.localAddress?.port ?? 0); continuation.finish() },
-                                  logger: Logger(label: "sink\(index)", factory: { _ in SwiftLogNoOpLogHandler() }))
+                                  logger: Logger(label: "receiver", factory: { _ in SwiftLogNoOpLogHandler() }))
             tasks.append(Task { try await app.run() })
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw ValidationError("sink did not start") }
-            urls.append("http://127.0.0.1:\(port)/sink")
+            var iterator = stream.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw ValidationError("receiver did not start") }
+            ports.append(port)
         }
-        return SinkFarm(urls: urls, arrivals: arrivals, tasks: tasks)
+        return Receivers(ports: ports, tasks: tasks, state: state)
     }
 
-    func lastArrival(_ id: Int) -> ContinuousClock.Instant? { arrivals.last(id, sinks: urls.count) }
+    func url(_ kind: Kind) -> String {
+        switch kind {
+        case .slack: "http://127.0.0.1:\(ports[0])/services/T0000/B0000/benchsecret"
+        case .twilio: "http://127.0.0.1:\(ports[1])"
+        case .http: "http://127.0.0.1:\(ports[2])/hook"
+        }
+    }
 
-    /// Messages that reached every sink.
-    func completeCount() -> Int { arrivals.complete(sinks: urls.count) }
+    /// When message `id` reached its last receiver, if all three have it.
+    func lastArrival(_ id: Int) -> ContinuousClock.Instant? {
+        state.table.withLock { $0[id].flatMap { $0.mask == 0b111 ? $0.last : nil } }
+    }
+
+    func completeCount(of ids: Set<Int>) -> Int {
+        state.table.withLock { table in ids.reduce(0) { $0 + (table[$1]?.mask == 0b111 ? 1 : 0) } }
+    }
+
+    func completeTotal() -> Int {
+        state.table.withLock { $0.values.reduce(0) { $0 + ($1.mask == 0b111 ? 1 : 0) } }
+    }
+
+    func duplicateCount() -> Int { state.table.withLock { $0.values.reduce(0) { $0 + $1.duplicates } } }
+    func retryGaps() -> [Double] { state.gaps.withLock { $0 } }
+    func failureCount() -> Int { state.failures.load(ordering: .relaxed) }
+    func httpArrivals() -> Int { state.hookArrivals.load(ordering: .relaxed) }
 
     func stop() async {
         for task in tasks { task.cancel() }
