@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
-import HeraldSinks
+@testable import HeraldSinks
 import HeraldTesting
 import Testing
 
@@ -47,6 +47,29 @@ struct SinkTests {
         let object = try? JSONSerialization.jsonObject(with: payload) as? [String: String]
         #expect(object?["text"]?.count == 40_000)
         #expect(object?["text"]?.hasSuffix("…") == true)
+    }
+
+    static let awkwardTexts = [
+        "plain 123456", "quote \" backslash \\ slash / tab \t", "new\nline\r\nand \u{01} \u{1F}", "emoji 🔐 and ü, 验证码 482913",
+        "form-ish a=b&c=d+e%20f", "<!channel> & <http://x|y>", "",
+    ]
+
+    /// The hand-written Slack payload is JSON any parser reads back to the same text.
+    @Test(arguments: awkwardTexts)
+    func slackPayloadRoundTrips(_ text: String) throws {
+        let object = try JSONSerialization.jsonObject(with: SlackSink.payload(text: text)) as? [String: String]
+        #expect(object == ["text": text])
+    }
+
+    /// The byte-level form encoding decodes (as Twilio would) to the same fields.
+    @Test(arguments: awkwardTexts)
+    func twilioFormRoundTrips(_ text: String) {
+        let fields = [("To", "+15551230001"), ("Body", text), ("ValidityPeriod", "600")]
+        let encoded = TwilioSMSSink.encode(fields)
+        #expect(encoded.utf8.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: " ") }, "\(encoded)")
+        let decoded = TwilioSignature.parseForm(encoded)
+        #expect(decoded.map(\.name) == fields.map(\.0))
+        #expect(decoded.map(\.value) == fields.map(\.1))
     }
 
     @Test func httpSinkSendsTheEventWithStandardWebhooksHeaders() async throws {
