@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    install what is missing, build, serve channels.yaml on 127.0.0.1:8080
 #   make test   install what is missing, build, run every test
+SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3 python3-aiosmtpd openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test bench release clean
+.PHONY: deps build run test bench release fuzz clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected the Swift 6 toolchain)"; exit 1; }
@@ -36,6 +37,20 @@ release: deps
 	mkdir -p dist
 	strip -o dist/herald .build-static/release/herald
 	@ls -l dist/herald
+
+# libFuzzer targets (Fuzz/HeraldFuzz), each run FUZZ_SECONDS from its seed corpus in
+# Fuzz/corpus/<target>; a crash stops here and leaves its input as .build-fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := form finder config json email
+fuzz: deps
+	HERALD_FUZZ=1 $(SWIFT) build --product herald-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$t && cp Fuzz/corpus/$$t/* .build-fuzz/corpus/$$t/ && \
+		echo "fuzz $$t for $(FUZZ_SECONDS) s" && \
+		HERALD_FUZZ_TARGET=$$t .build-fuzz/debug/herald-fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.build-fuzz/crash-$$t- \
+			-print_final_stats=1 .build-fuzz/corpus/$$t 2>&1 | grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY|Test unit written" ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 # Release build, then the load generator against the real binary (see BENCHMARKS.md).
 bench: deps

@@ -153,3 +153,14 @@ let package = Package(
         ),
     ]
 )
+
+// `make fuzz`: libFuzzer targets, built only when asked (they need `-sanitize=fuzzer`, which an
+// ordinary build must not see).
+if Context.environment["HERALD_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "herald-fuzz",
+        dependencies: ["HeraldCore", "HeraldServer", "HeraldSinks"],
+        path: "Fuzz/HeraldFuzz",
+        swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+    ))
+}

@@ -14,18 +14,38 @@ public final class SQLiteOutboxStore: OutboxStore {
     private let writer: BatchWriter
     private let clock: any HeraldClock
     private let wakeupHub = StoreWakeups()
+    /// The lock file's descriptor while this store serves exclusively (-1: not exclusive).
+    private let lockDescriptor: Int32
 
     /// Opens (creating folders and file when needed) and migrates the database. A file that is not
     /// a Herald database, or one written by a newer Herald, is refused and left untouched.
-    public init(path: String, clock: any HeraldClock = SystemClock()) throws {
+    /// `exclusive`: the store of a serving process, which recovers what "its" previous run left in
+    /// flight — so no other process may serve from the same file at the same time. It holds an
+    /// advisory lock on `<path>.lock` for its lifetime (released by the kernel if it dies), and
+    /// opening fails while another process holds it. Readers (`herald deliveries`) need no lock.
+    public init(path: String, clock: any HeraldClock = SystemClock(), exclusive: Bool = false) throws {
         self.path = path
         self.clock = clock
+        // The database and its WAL hold every body and code: the folder Herald creates is the
+        // owner's alone, and the file is created 0600 before SQLite opens it, so it is private
+        // from its first byte whatever the caller's umask (a umask only takes bits away), and
+        // SQLite gives the -wal and -shm files the database file's mode.
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+            let parent = (directory as NSString).deletingLastPathComponent
+            if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+                throw OpenError(description: "cannot create the folder \(directory): \(String(cString: strerror(errno)))")
+            }
         }
+        lockDescriptor = exclusive ? try Self.lock(path + ".lock") : -1
         if FileManager.default.fileExists(atPath: path) {
             try Self.inspect(path)
+        } else {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) } else if errno != EEXIST {
+                throw OpenError(description: "cannot create the database \(path): \(String(cString: strerror(errno)))")
+            }
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
@@ -45,9 +65,29 @@ public final class SQLiteOutboxStore: OutboxStore {
         } catch let error as DatabaseError {
             throw OpenError(description: "cannot open the database \(path): \(error.message ?? "SQLite error \(error.resultCode)")")
         }
-        // The file holds message bodies: owner only.
-        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        // A file an older Herald created with a wider mode is narrowed (its -wal and -shm follow
+        // when SQLite next creates them).
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+        }
         writer = BatchWriter(pool)
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
+
+    private static func lock(_ lockPath: String) throws -> Int32 {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw OpenError(description: "cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno == EWOULDBLOCK
+                ? "another herald serve is using this outbox (it holds \(lockPath)); stop it first, or give this one its own storage"
+                : "cannot lock \(lockPath): \(String(cString: strerror(errno)))"
+            close(fd)
+            throw OpenError(description: reason)
+        }
+        return fd
     }
 
     /// Read-only look at an existing file before anything writes to it.
@@ -117,7 +157,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             let next = try Double.fetchOne(db.cachedStatement(sql: """
                 SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND state = 'pending'
                 """), arguments: [sink])
-            batch.nextDueIn = next.map { Duration.milliseconds(Int64((max(0, $0 - now) * 1000).rounded(.up))) }
+            batch.nextDueIn = next.map { Duration.milliseconds(saturating: (($0 - now) * 1000).rounded(.up)) }
             return batch
         }
     }
@@ -346,7 +386,7 @@ public final class SQLiteOutboxStore: OutboxStore {
     private static func attempt(_ row: Row) -> DeliveryAttempt {
         let ms: Double = row["duration_ms"]
         return DeliveryAttempt(deliveryID: row["delivery_id"], number: row["number"], startedAt: date(row, "started_at"),
-                               duration: .milliseconds(Int64(ms.rounded())), outcome: row["outcome"], detail: row["detail"])
+                               duration: .milliseconds(saturating: ms), outcome: row["outcome"], detail: row["detail"])
     }
 }
 

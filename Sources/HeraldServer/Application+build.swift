@@ -18,7 +18,7 @@ public func buildApplication(
     if let twilio = config.sources.twilio { sourcePaths[twilio.path] = "twilio" }
     if let http = config.sources.http { sourcePaths[http.path] = "http" }
     router.add(middleware: ClientRateLimiter<HeraldRequestContext>(
-        limits: config.server.limits, trustForwarded: config.server.trustForwardedHeaders, metrics: runtime.metrics, sources: sourcePaths
+        limits: config.server.limits, proxies: config.server.trustedProxies, metrics: runtime.metrics, sources: sourcePaths
     ))
     router.get("/healthz") { _, _ in "ok\n" }
     router.get("/readyz") { _, _ -> Response in
@@ -58,7 +58,7 @@ public func buildApplication(
     }
     if let twilio = config.sources.twilio {
         let inbound = TwilioInbound(
-            config: twilio, publicURL: config.server.publicURL, trustForwarded: config.server.trustForwardedHeaders,
+            config: twilio, publicURL: config.server.publicURL, trustForwarded: config.server.trustForwardedHeaders, proxies: config.server.trustedProxies,
             maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger
         )
         router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
@@ -72,10 +72,13 @@ public func buildApplication(
         router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
     }
     let host = config.server.host
-    let headerTimeout = TimeAmount.milliseconds(Int64(config.server.limits.headerTimeout.seconds * 1000))
+    let limits = config.server.limits
+    func amount(_ duration: Duration) -> TimeAmount { .milliseconds(Int64(min(duration.seconds, 1e12) * 1000)) }
+    let timeouts = HeaderTimeoutHandler.Timeouts(header: amount(limits.headerTimeout), body: amount(limits.bodyTimeout), idle: amount(limits.idleTimeout))
+    let connections = HeaderTimeoutHandler.Connections(limit: limits.maxConnections)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeout: headerTimeout)])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeouts: timeouts, connections: connections)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
         services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, runtime.reloader],
         onServerRunning: { channel in

@@ -40,10 +40,13 @@ public struct HeraldRuntime: Sendable {
     ///   - sinks: replaces the sinks the configuration describes (tests); by default they are built
     ///     from the configuration.
     ///   - configPath: the file `reload()` reads again.
+    ///   - asLoaded: the configuration as that file said it, when `config` overrides some of it
+    ///     (tests force a free port): what a reload compares restart-only keys against.
     public init(
         config: HeraldConfig, store: (any OutboxStore)? = nil, sinks: [any Sink]? = nil,
         clock: any HeraldClock = SystemClock(), httpClient: HTTPClient = SinkHTTPClient.shared, logger: Logger,
-        configPath: String? = nil, environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
+        configPath: String? = nil, asLoaded: HeraldConfig? = nil,
+        environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
     ) throws {
         self.config = config
         self.clock = clock
@@ -55,7 +58,7 @@ public struct HeraldRuntime: Sendable {
         let registry = PrometheusCollectorRegistry()
         self.metricsRegistry = registry
         self.metrics = HeraldMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let store = try store ?? Self.makeStore(config.storage)
+        let store = try store ?? Self.makeStore(config.storage, serving: true)
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
         self.dispatcher = Dispatcher(
@@ -72,12 +75,12 @@ public struct HeraldRuntime: Sendable {
         let path = configPath ?? "-"
         let metrics = self.metrics
         let target = ReloadTarget(
-            started: config, dispatcher: dispatcher, ingestor: ingestor, live: live, metrics: metrics,
+            started: asLoaded ?? config, dispatcher: dispatcher, ingestor: ingestor, live: live, metrics: metrics,
             clock: clock, logger: logger, httpClient: httpClient
         )
         self.reloader = ConfigReloader(
             load: { try ConfigLoader.load(path: path, environment: environment()) },
-            apply: { new in target.apply(new) },
+            apply: { new in try target.apply(new) },
             refused: { error in
                 metrics.reload(success: false, at: clock.now())
                 logger.error("configuration reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
@@ -119,10 +122,11 @@ public struct HeraldRuntime: Sendable {
     }
 
     /// Opens the configured store. A SQLite database that is not Herald's is refused untouched.
-    public static func makeStore(_ storage: StorageConfig) throws -> any OutboxStore {
+    /// `serving`: the store of `herald serve`, which must be the only one serving from it.
+    public static func makeStore(_ storage: StorageConfig, serving: Bool = false) throws -> any OutboxStore {
         switch storage {
         case .memory: InMemoryOutboxStore()
-        case .sqlite(let path): try SQLiteOutboxStore(path: path)
+        case .sqlite(let path): try SQLiteOutboxStore(path: path, exclusive: serving)
         }
     }
 }
@@ -140,21 +144,38 @@ struct ReloadTarget: Sendable {
     let logger: Logger
     let httpClient: HTTPClient
 
-    func apply(_ new: HeraldConfig) -> [String] {
+    /// The keys a running Herald cannot change (they are read once, at start-up), which differ in
+    /// `new`: a reload that changes one is refused as a whole, so a reload never reports success
+    /// for a change it ignores (a signature check switched on, a rotated admin token).
+    func restartOnly(_ new: HeraldConfig) -> [String] {
+        let (a, b) = (started, new)
+        let checks: [(String, Bool)] = [
+            ("server.listen", a.server.host != b.server.host || a.server.port != b.server.port),
+            ("server.public_url", a.server.publicURL != b.server.publicURL),
+            ("server.admin_token", a.server.adminToken != b.server.adminToken),
+            ("server.limits", a.server.limits != b.server.limits),
+            ("server.trust_forwarded_headers", a.server.trustForwardedHeaders != b.server.trustForwardedHeaders),
+            ("server.trusted_proxies", a.server.trustedProxies != b.server.trustedProxies),
+            ("server.shutdown_grace", a.server.shutdownGrace != b.server.shutdownGrace),
+            ("storage", a.storage != b.storage),
+            ("sources.twilio", a.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] } != b.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] }),
+            ("sources.http", a.sources.http.map { [$0.path, $0.token.value] } != b.sources.http.map { [$0.path, $0.token.value] }),
+            ("log_bodies", a.logBodies != b.logBodies),
+        ]
+        return checks.filter(\.1).map(\.0)
+    }
+
+    func apply(_ new: HeraldConfig) throws -> [String] {
+        let changed = restartOnly(new)
+        if !changed.isEmpty {
+            throw ConfigErrors([ConfigError(file: new.file, line: 1, column: 1, message:
+                "\(changed.joined(separator: ", ")) changed, which takes effect only at a restart: the reload is refused and the running configuration stays; restart Herald to apply it")])
+        }
         let sinks = SinkFactory.makeSinks(new, client: httpClient)
         dispatcher.reconfigure(sinks: sinks, lanes: HeraldRuntime.lanes(new, sinks))
         ingestor.table.update(router: Router(config: new), sinks: HeraldRuntime.sinkInfos(new, sinks))
         live.state.withLock { $0 = new }
-        var warnings = new.warnings
-        if new.server.host != started.server.host || new.server.port != started.server.port || new.server.publicURL != started.server.publicURL
-            || new.server.limits != started.server.limits {
-            warnings.append("changes under `server` take effect at the next restart")
-        }
-        if new.storage != started.storage { warnings.append("a change of `storage` takes effect at the next restart") }
-        if new.sources.twilio?.path != started.sources.twilio?.path || new.sources.twilio?.authToken != started.sources.twilio?.authToken
-            || new.sources.http?.path != started.sources.http?.path || new.sources.http?.token != started.sources.http?.token {
-            warnings.append("changes under `sources` take effect at the next restart")
-        }
+        let warnings = new.warnings
         metrics.reload(success: true, at: clock.now())
         logger.notice("configuration reloaded", metadata: [
             "config.routes": "\(new.routes.count)", "config.sinks": "\(sinks.count)", "config.warnings": "\(warnings.count)",

@@ -134,6 +134,23 @@ struct ConfigTests {
         }
     }
 
+    /// Loopback behind a proxy is reachable too: a public URL or forwarded headers say so.
+    @Test(arguments: [
+        ("server: { public_url: https://herald.example.com }", "server.public_url names a host others can reach"),
+        ("server: { trust_forwarded_headers: true }", "server.trust_forwarded_headers is on"),
+    ])
+    func developmentTokenNeverBehindAProxy(_ server: String, _ reason: String) throws {
+        let yaml = server + "\nsources: { twilio: {} }\nsinks: { inbox: { type: file, path: a.jsonl } }\nroutes: [ { deliver: [inbox] } ]\n"
+        do {
+            _ = try ConfigLoader.parse(yaml)
+            Issue.record("the development token must be refused: \(reason)")
+        } catch let errors as ConfigErrors {
+            #expect(errors.errors.first?.message.contains(reason) == true, "\(errors)")
+        }
+        let local = "server: { public_url: http://localhost:8080 }\nsources: { twilio: {} }\nsinks: { inbox: { type: file, path: a.jsonl } }\nroutes: [ { deliver: [inbox] } ]\n"
+        #expect(try ConfigLoader.parse(local).sources.twilio?.usesDevelopmentToken == true, "a loopback public URL is still only this machine")
+    }
+
     @Test func emptyFileIsAnError() {
         do {
             _ = try ConfigLoader.parse("# nothing here\n", file: "empty.yaml")
@@ -205,7 +222,7 @@ struct ConfigTests {
         #expect(Duration.parse(text) == expected)
     }
 
-    @Test(arguments: ["10", "ten m", "-1s", "5 min", "s", "1.2.3s", ""])
+    @Test(arguments: ["10", "ten m", "-1s", "5 min", "s", "1.2.3s", "", "99999999999999999999d", "36501d", "9999999999999999999999999ms"])
     func badDurations(_ text: String) {
         #expect(Duration.parse(text) == nil)
     }

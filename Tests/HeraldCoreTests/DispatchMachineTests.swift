@@ -314,6 +314,23 @@ struct DispatchMachineTests {
         #expect(Self.sends(run.on(.timerFired)) == [b.delivery.id])
     }
 
+    /// `Retry-After: 3600` for a code with a minute left pauses the sink for that minute, and what
+    /// waits behind the pause expires at its own time, not when the pause ends.
+    @Test func aPauseNeverOutlastsTheCodesItHoldsBack() throws {
+        var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
+        run.started()
+        let (a, _) = try run.mustFresh("dlv_a", expiresIn: 60)
+        let (b, _) = try run.mustFresh("dlv_b", expiresIn: 20)
+        let finished = run.on(.attemptFinished(a, outcome: .retry(after: .seconds(3600), reason: "HTTP 503"), startedAt: run.now, duration: .zero))
+        #expect(Self.sends(finished).isEmpty)
+        #expect(Self.timers(finished) == [run.now.addingTimeInterval(20)], "woken when dlv_b expires, not in an hour")
+        run.advance(20)
+        let expired = run.on(.timerFired)
+        #expect(expired.contains { if case .complete(let c, _, let result, _) = $0 { c.delivery.id == b.delivery.id && result.next == .expired } else { false } },
+                "\(expired)")
+        #expect(run.machine.lanes["slack"]?.pausedUntil == a.delivery.expiresAt, "the pause ends with the code that asked for it")
+    }
+
     /// A lane waiting for a retry due later keeps one wake-up, however many events pass meanwhile.
     @Test func aBusyLaneWithALaterRetryKeepsOneWakeUp() throws {
         var run = Run([LaneSettings(sink: "slack", concurrency: 4)])

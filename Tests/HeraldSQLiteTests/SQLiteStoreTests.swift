@@ -22,6 +22,22 @@ struct SQLiteStoreTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
 
+    /// The WAL holds every body and code: the folder is 0700 and the database, -wal and -shm are
+    /// 0600 from the start, with the usual umask of 022.
+    @Test func theOutboxIsTheOwnersAloneFromTheFirstByte() async throws {
+        let folder = TempDirectory.make().appendingPathComponent("data")
+        let path = folder.appendingPathComponent("herald.db").path
+        let store = try SQLiteOutboxStore(path: path)
+        _ = try await store.insert(t.event("evt_1"), deliveries: [t.delivery("dlv_1", event: "evt_1")])
+        func mode(_ path: String) throws -> Int? { try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int }
+        #expect(try mode(folder.path) == 0o700)
+        for file in [path, path + "-wal", path + "-shm"] {
+            #expect(FileManager.default.fileExists(atPath: file), "\(file)")
+            let actual = try mode(file) ?? 0
+            #expect(actual == 0o600, "\(file): \(String(actual, radix: 8))")
+        }
+    }
+
     @Test func usesWALAndFullSync() throws {
         let path = TempDirectory.make().appendingPathComponent("herald.db").path
         _ = try SQLiteOutboxStore(path: path)

@@ -30,7 +30,7 @@ struct DurabilityTests {
 
     static func post(_ port: Int, sid: String, body: String = "Your code is 123456") async throws -> Int {
         try await postSignedWebhook(port: port, publicURL: "http://herald.test", token: token,
-                                    [("MessageSid", sid), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", body)])
+                                    [("MessageSid", twilioSID(sid)), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", body)])
     }
 
     /// Reads the outbox with an independent client (Debian's sqlite3).
@@ -90,6 +90,59 @@ struct DurabilityTests {
 
         second.signal(SIGTERM)
         #expect(await second.wait() == 0)
+        await sink.stop()
+    }
+
+    /// A second `herald serve` on the same outbox would "recover" the first one's in-flight
+    /// deliveries under it: it refuses to start, and the first keeps its claims.
+    @Test func aSecondServerOnTheSameOutboxRefusesToStart() async throws {
+        let folder = try HeraldProcess.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sinkPort = try await freeLoopbackPort()
+        try Self.writeConfig(folder, sinkPort: sinkPort)
+        let first = try HeraldProcess(["serve"], directory: folder)
+        let port = try #require(await first.listeningPort(), "\(first.text)")
+        #expect(try await Self.post(port, sid: "SMlock1") == 200)
+        let second = try HeraldProcess(["serve"], directory: folder)
+        let status = await second.wait()
+        #expect(status != 0)
+        #expect(second.text.contains("another herald serve is using this outbox"), "\(second.text)")
+        #expect(!second.text.contains("resuming deliveries"), "it reset nothing of the first one's")
+        // The first still serves; once it is gone, a new one starts.
+        #expect(try await Self.post(port, sid: "SMlock2") == 200)
+        first.signal(SIGTERM)
+        #expect(await first.wait() == 0)
+        let third = try HeraldProcess(["serve"], directory: folder)
+        #expect(await third.listeningPort() != nil, "\(third.text)")
+        third.signal(SIGTERM)
+        _ = await third.wait()
+    }
+
+    /// `Retry-After: 3600` pauses the sink, but no wait outlives SIGTERM: Herald stops within its
+    /// grace, and what waited is pending for the next start.
+    @Test func aLongRetryAfterDoesNotHoldUpShutdown() async throws {
+        let folder = try HeraldProcess.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sink = try await FakeReceiver.start(fallback: .status(503, "busy", headers: ["Retry-After": "3600"]))
+        try Self.writeConfig(folder, sinkPort: sink.port, grace: "2s")
+        // One attempt at a time, so the later deliveries wait behind the pause.
+        let file = folder.appendingPathComponent("channels.yaml")
+        try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "timeout: 10s }", with: "timeout: 10s, concurrency: 1 }")
+            .write(to: file, atomically: true, encoding: .utf8)
+        let herald = try HeraldProcess(["serve"], directory: folder)
+        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+        for index in 0..<4 { #expect(try await Self.post(port, sid: "SMpause\(index)") == 200) }
+        _ = await sink.waitForRequests(2)
+        try await Task.sleep(for: .milliseconds(200))
+        let stopping = ContinuousClock.now
+        herald.signal(SIGTERM)
+        #expect(await herald.wait() == 0)
+        let took = ContinuousClock.now - stopping
+        #expect(took < .seconds(3), "stopped after \(took)")
+        // A code's sink asked for an hour it does not have: those expire; the rest wait for the next start.
+        let waiting = try Self.count(folder, state: "pending") + Self.count(folder, state: "in_flight")
+        #expect(waiting + (try Self.count(folder, state: "expired")) == 8)
+        #expect(waiting >= 4, "the deliveries behind the pause are kept")
         await sink.stop()
     }
 

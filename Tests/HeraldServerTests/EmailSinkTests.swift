@@ -1,6 +1,6 @@
 import Foundation
 import HeraldCore
-import HeraldSinks
+@testable import HeraldSinks
 import HeraldTesting
 import Testing
 
@@ -42,6 +42,21 @@ struct EmailSinkTests {
             process.signal(SIGTERM)
             try? FileManager.default.removeItem(at: spool)
         }
+    }
+
+    /// Only SMTP, whatever URL reaches libcurl: the configuration refuses others, and libcurl is
+    /// told so too (`CURLOPT_PROTOCOLS_STR`), so no path can read a file or fetch a page.
+    @Test(arguments: ["file:///etc/hostname", "http://127.0.0.1:9/", "dict://127.0.0.1:9/"])
+    func libcurlSpeaksOnlySMTP(_ url: String) throws {
+        let config = try ConfigLoader.parse("""
+            sinks: { archive: { type: email, url: "smtp://127.0.0.1:9", starttls: none, from: a@example.com, to: [b@example.com] } }
+            routes: [ { deliver: [archive] } ]
+            """)
+        var settings = try #require((SinkFactory.makeSink(config.sinks[0]) as? EmailSink)?.settings)
+        settings.url = url
+        let outcome = EmailSink.transfer(message: Data("Subject: x\r\n\r\nx\r\n".utf8), settings: settings, timeout: .seconds(2))
+        #expect(!outcome.isDelivered, "\(outcome)")
+        #expect(outcome.detail?.lowercased().contains("protocol") == true, "\(String(describing: outcome.detail))")
     }
 
     static func sink(_ server: SMTPServer, extra: String = "", to: String = "[\"archive@example.com\", \"second@example.com\"]", url: String? = nil) throws -> EmailSink {

@@ -38,7 +38,7 @@ struct EndToEndTests {
         let serverPort = try #require(port, "no listening line in: \(run.text)")
 
         let status = try await postSignedWebhook(port: serverPort, publicURL: "http://herald.e2e", token: "e2e-secret-token", [
-            ("MessageSid", "SMe2e0001"), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", "Your GitHub code is 123-456"),
+            ("MessageSid", twilioSID("SMe2e0001")), ("From", "+15551234567"), ("To", "+15005550006"), ("Body", "Your GitHub code is 123-456"),
         ])
         #expect(status == 200)
 
@@ -48,7 +48,7 @@ struct EndToEndTests {
         let lines = try String(contentsOf: inbox, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
-        #expect(json["source_id"] as? String == "SMe2e0001")
+        #expect(json["source_id"] as? String == twilioSID("SMe2e0001"))
         #expect(json["body"] as? String == "Your GitHub code is 123-456")
         #expect(json["otp"] as? String == "123456")
         #expect(json["route"] as? String == "all")

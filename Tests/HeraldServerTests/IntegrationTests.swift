@@ -81,7 +81,7 @@ struct IntegrationTests {
             #expect(auditRequest.header("Authorization") == "Bearer audit-token")
             let json = try #require(auditRequest.json)
             #expect(json["source"] as? String == "twilio")
-            #expect(json["source_id"] as? String == "SM0001")
+            #expect(json["source_id"] as? String == twilioSID("SM0001"))
             #expect(json["from"] as? String == "+12344567890")
             #expect(json["to"] as? String == "+15005550006")
             #expect(json["otp"] as? String == "482913")
@@ -271,6 +271,8 @@ struct IntegrationTests {
         (#"{"from": "+1"}"#, #"missing \"body\""#),
         (#"{"from": 5, "body": "x"}"#, #"\"from\" must be a string"#),
         (#"{"from": "+1", "body": "x", "received_at": "yesterday"}"#, #"\"received_at\" must be an RFC 3339 time"#),
+        (#"{"from": "+1", "body": "x", "received_at": "1726-01-01T00:00:00Z"}"#, #"\"received_at\" must be within the last 7 days"#),
+        (#"{"from": "+1", "body": "x", "received_at": "2999-01-01T00:00:00Z"}"#, #"at most 5 minutes ahead"#),
         (#"{"from": "+1", "body": "x", "media": "http://x"}"#, #"\"media\" must be a list of URLs"#),
         (#"{"from": "+1", "body": "x", "frm": "+2"}"#, #"unknown field \"frm\""#),
     ])

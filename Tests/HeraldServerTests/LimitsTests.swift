@@ -32,15 +32,18 @@ struct LimitsTests {
         await server.stop()
     }
 
-    @Test func aBurstOverThePerClientLimitGets429() async throws {
+    /// Failed proofs take tokens (and over the limit get 429 instead of 403); the limit is per
+    /// client, whatever the path; a correctly signed webhook is never refused by it.
+    @Test func aBurstOfBadSignaturesOverThePerClientLimitGets429() async throws {
         let server = try await TestServer.start(Self.config("{ per_client: 1/m, per_client_burst: 3 }"))
         var statuses: [Int] = []
         for i in 0..<5 {
-            statuses.append(try await server.postTwilio(sms(sid: "SMburst\(i)")).status)
+            statuses.append(try await server.postTwilio(sms(sid: "SMburst\(i)"), signature: "bm90LXRoZS1zaWduYXR1cmU=").status)
         }
-        #expect(statuses == [200, 200, 200, 429, 429])
+        #expect(statuses == [403, 403, 403, 429, 429])
         let limited = try await server.request(.GET, "/healthz")
         #expect(limited.status == 429, "the limit is per client address, whatever the path")
+        #expect(try await server.postTwilio(sms(sid: "SMburst-good")).status == 200, "a signed webhook proves itself")
         await server.stop()
     }
 
@@ -48,6 +51,7 @@ struct LimitsTests {
         let server = try await TestServer.start(Self.config("{ per_client: 1/m, per_client_burst: 1 }"))
         #expect(try await server.postTwilio(sms(sid: "SMa")).status == 200)
         var request = HTTPClientRequestBuilder(port: server.port)
+        #expect(try await request.post("/twilio/sms").0 == 400, "no signature: refused, and it takes the one token")
         let (status, retryAfter) = try await request.post("/twilio/sms")
         #expect(status == 429)
         #expect(retryAfter.flatMap(Int.init).map { (55...60).contains($0) } == true, "Retry-After \(String(describing: retryAfter))")
@@ -79,6 +83,78 @@ struct LimitsTests {
         }
         #expect(cutOff, "the connection stayed open")
         #expect(ContinuousClock.now - started < .seconds(5))
+        await server.stop()
+    }
+
+    /// A raw loopback connection (for clients no HTTP library would be).
+    static func connectRaw(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return fd
+    }
+
+    /// Whether the server closed the connection (end-of-file on a non-blocking read).
+    static func closedByServer(_ fd: Int32) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    /// Headers at once, then one body byte every 300 ms: cut off at `body_timeout`.
+    @Test func aClientTricklingItsBodyIsCutOff() async throws {
+        let server = try await TestServer.start(Self.config("{ body_timeout: 1s }"))
+        let fd = Self.connectRaw(server.port)
+        defer { close(fd) }
+        let head = Array("POST /twilio/sms HTTP/1.1\r\nHost: herald.test\r\nContent-Length: 100\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n".utf8)
+        #expect(send(fd, head, head.count, Int32(MSG_NOSIGNAL)) == head.count)
+        let started = ContinuousClock.now
+        var cutOff = false
+        for _ in 0..<40 {
+            var byte = UInt8(ascii: "a")
+            if send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) < 0 || Self.closedByServer(fd) { cutOff = true; break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(cutOff, "the connection stayed open")
+        #expect(ContinuousClock.now - started < .seconds(4))
+        await server.stop()
+    }
+
+    /// A kept-alive connection with nothing more to say is closed at `idle_timeout`.
+    @Test func anIdleKeptAliveConnectionIsClosed() async throws {
+        let server = try await TestServer.start(Self.config("{ idle_timeout: 1s }"))
+        let fd = Self.connectRaw(server.port)
+        defer { close(fd) }
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: herald.test\r\n\r\n".utf8)
+        #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!Self.closedByServer(fd), "answered and kept alive")
+        let closed = await eventually(timeout: .seconds(4), interval: .milliseconds(100)) { Self.closedByServer(fd) }
+        #expect(closed)
+        await server.stop()
+    }
+
+    /// One connection over `max_connections` is closed as it opens; the others keep working.
+    @Test func connectionsOverTheCapAreClosedAtOnce() async throws {
+        let server = try await TestServer.start(Self.config("{ max_connections: 2 }"))
+        let first = Self.connectRaw(server.port), second = Self.connectRaw(server.port)
+        defer { close(second) }
+        try await Task.sleep(for: .milliseconds(200))
+        let third = Self.connectRaw(server.port)
+        defer { close(third) }
+        #expect(await eventually(timeout: .seconds(2), interval: .milliseconds(20)) { Self.closedByServer(third) }, "the third is refused")
+        #expect(!Self.closedByServer(first) && !Self.closedByServer(second))
+        close(first)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await server.request(.GET, "/healthz").status == 200, "a freed place is taken again")
         await server.stop()
     }
 

@@ -72,6 +72,29 @@ struct LogTests {
         await receiver.stop()
     }
 
+    static let logfmtRows: [(value: String, written: String)] = [
+        ("a\rlevel=error msg=forged", #""a\rlevel=error msg=forged""#),
+        ("x\r\ny", #""x\r\ny""#),
+        ("tab\there", #""tab\there""#),
+        ("bell\u{07}", #""bell\u0007""#),
+        ("nel\u{85}", #""nel\u0085""#),
+        ("line\u{2028}sep", #""line\u2028sep""#),
+        ("plain", "plain"),
+        ("", "\"\""),
+    ]
+
+    /// A value cannot end the line or start a forged one: CR, LF, tabs and other control
+    /// characters are escaped inside quotes.
+    @Test(arguments: logfmtRows.indices)
+    func logfmtEscapesControlCharacters(_ index: Int) {
+        let row = Self.logfmtRows[index]
+        let capture = LogCapture()
+        capture.logger().info("m", metadata: ["k": "\(row.value)"])
+        let line = capture.text
+        #expect(line.hasSuffix(" k=\(row.written)\n"), "\(line.debugDescription)")
+        #expect(line.unicodeScalars.filter { $0 == "\n" || $0 == "\r" }.count == 1, "one line, ended once: \(line.debugDescription)")
+    }
+
     @Test func bodiesAndCodesWithLogBodies() async throws {
         let text = try await Self.run(logBodies: true, format: .json)
         #expect(text.contains("\"event.body\":\"Your verification code is 482913\""), "\(text)")

@@ -36,7 +36,7 @@ struct MetricsTests {
         #expect(try await server.postTwilio(first).status == 200)
         #expect(try await server.postTwilio(sms(), signature: .some(nil)).status == 400)
         #expect(try await server.postTwilio(sms(), signature: "bogus=").status == 403)
-        #expect(try await server.postTwilio([("MessageSid", "SMnofrom"), ("Body", "x")]).status == 400)
+        #expect(try await server.postTwilio([("MessageSid", twilioSID("SMnofrom")), ("Body", "x")]).status == 400)
         let huge = formEncode(sms(String(repeating: "x", count: 70_000)))
         #expect(try await server.request(.POST, "/twilio/sms", headers: [("X-Twilio-Signature", "x")], body: huge).status == 413)
         let auth = [("Authorization", "Bearer \(TestServer.inboundToken)")]

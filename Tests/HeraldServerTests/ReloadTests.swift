@@ -81,6 +81,33 @@ struct ReloadTests {
         await receiver.stop()
     }
 
+    /// A reload never reports success for a change it would ignore: switching the signature check
+    /// on, rotating the admin token or turning body logging off is refused, naming the key, and
+    /// everything stays as it was (the old admin token still works; the new one is not in force).
+    @Test(arguments: [
+        ("sources: { twilio: { auth_token: \(TestServer.twilioToken) } }", "sources: { twilio: { auth_token: \(TestServer.twilioToken), verify_signature: false } }", "sources.twilio"),
+        ("admin_token: admin-token }", "admin_token: rotated-token }", "server.admin_token"),
+        ("defaults:", "log_bodies: true\ndefaults:", "log_bodies"),
+    ])
+    func aChangeThatNeedsARestartIsRefusedNotIgnored(_ old: String, _ new: String, _ key: String) async throws {
+        let receiver = try await FakeReceiver.start()
+        let path = try HeraldProcess.tempFolder().appendingPathComponent("channels.yaml").path
+        let original = Self.yaml(receiver, routes: "  - { name: one, deliver: [first] }")
+        let server = try await TestServer.start(original, configPath: path)
+        let changed = original.replacingOccurrences(of: old, with: new)
+        #expect(changed != original)
+        try changed.write(toFile: path, atomically: true, encoding: .utf8)
+        let refused = try await server.request(.POST, "/admin/reload", headers: Self.auth)
+        #expect(refused.status == 400, "\(refused.body)")
+        #expect(refused.body.contains("\(key) changed, which takes effect only at a restart"), "\(refused.body)")
+        #expect(try await server.request(.POST, "/admin/reload", headers: [("Authorization", "Bearer rotated-token")]).status == 401)
+        #expect(try await server.request(.GET, "/metrics").body.contains("herald_config_reload_success 0"))
+        let unsigned = try await server.postTwilio(sms("code 444444", sid: "SMunsigned"), signature: "d3Jvbmc=")
+        #expect(unsigned.status == 403, "the signature check stays as it was")
+        await server.stop()
+        await receiver.stop()
+    }
+
     @Test func pendingDeliveriesForARemovedSinkFail() async throws {
         let receiver = try await FakeReceiver.start()
         let down = try await FakeReceiver.start(fallback: .status(503, "down"))
@@ -153,7 +180,7 @@ struct ReloadBinaryTests {
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
         func post(_ sid: String) async throws -> Int {
             try await postSignedWebhook(port: port, publicURL: "http://herald.test", token: "hup-token",
-                                        [("MessageSid", sid), ("From", "+15551234567"), ("Body", "code 123456")])
+                                        [("MessageSid", twilioSID(sid)), ("From", "+15551234567"), ("Body", "code 123456")])
         }
         #expect(try await post("SMhup1") == 200)
         #expect(await eventually { FileManager.default.fileExists(atPath: folder.appendingPathComponent("a.jsonl").path) })

@@ -111,6 +111,28 @@ struct SinkTests {
         #expect(receiver.requests.first?.header("webhook-signature") == nil, "no signature without a secret")
     }
 
+    /// A form body's values are percent-encoded, so an SMS with `&admin=1` adds no field; an XML
+    /// body's text cannot close a tag.
+    @Test func httpSinkBodyTemplateEscapesFormAndXML() async throws {
+        let receiver = try await FakeReceiver.start()
+        defer { Task { await receiver.stop() } }
+        let sms = "code 123456 & admin=1 <x/> ü"
+        let form = try httpSettings(receiver.url("/form"), extra: """
+                headers: { Content-Type: application/x-www-form-urlencoded }
+                body: "text={{body}}&code={{otp}}"
+            """)
+        _ = await HTTPSink(name: "f", settings: form, timeout: .seconds(2), client: SinkHTTPClient.shared).deliver(sampleRequest(body: sms))
+        let sent = try #require(receiver.requests.first)
+        #expect(sent.form.map(\.0) == ["text", "code"], "\(sent.body)")
+        #expect(sent.form.first?.1 == sms)
+        let xml = try httpSettings(receiver.url("/xml"), extra: """
+                headers: { Content-Type: text/xml }
+                body: "<sms>{{body}}</sms>"
+            """)
+        _ = await HTTPSink(name: "x", settings: xml, timeout: .seconds(2), client: SinkHTTPClient.shared).deliver(sampleRequest(body: sms))
+        #expect(receiver.requests.last?.body == "<sms>code 123456 &amp; admin=1 &lt;x/&gt; ü</sms>")
+    }
+
     @Test func fileSinkAppendsOneLinePerEventUnderConcurrency() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("herald-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }

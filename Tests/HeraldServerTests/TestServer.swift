@@ -26,12 +26,13 @@ struct TestServer {
     static func start(_ yaml: String, env: [String: String] = [:], store: (any OutboxStore)? = nil, logger: Logger? = nil,
                       configPath: String? = nil) async throws -> TestServer {
         if let configPath { try yaml.write(toFile: configPath, atomically: true, encoding: .utf8) }
-        var config = try ConfigLoader.parse(yaml, file: configPath ?? "channels.yaml", environment: env)
+        let asLoaded = try ConfigLoader.parse(yaml, file: configPath ?? "channels.yaml", environment: env)
+        var config = asLoaded
         config.server.port = 0
         // Tests keep everything in memory unless they name a store.
         if !yaml.contains("storage:") { config.storage = .memory }
         let logger = logger ?? Logger(label: "herald-test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: configPath, environment: { env })
+        let runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: configPath, asLoaded: asLoaded, environment: { env })
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = buildApplication(runtime: runtime) { _, port in
             continuation.yield(port)
@@ -91,8 +92,20 @@ func formEncode(_ parameters: [(String, String)]) -> String {
     }.joined(separator: "&")
 }
 
-func sms(_ body: String = "Your AWS verification code is 482913", sid: String = "SM" + UUID().uuidString.replacingOccurrences(of: "-", with: "")) -> [(String, String)] {
-    [("MessageSid", sid), ("AccountSid", "AC123"), ("From", "+12344567890"), ("To", "+15005550006"),
+/// A well-formed Twilio message id (`SM` + 32 hex digits) for a readable test name: the same
+/// name always gives the same id; a well-formed id is kept as it is.
+func twilioSID(_ name: String) -> String {
+    if TwilioSignature.isMessageSID(name) { return name }
+    var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x8422_2325_cbf2_9ce4
+    for byte in name.utf8 {
+        a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
+        b = (b ^ UInt64(byte)) &* 0x100_0000_01b3 &+ 1
+    }
+    return "SM" + String(format: "%016llx%016llx", a, b)
+}
+
+func sms(_ body: String = "Your AWS verification code is 482913", sid: String = "SM" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()) -> [(String, String)] {
+    [("MessageSid", twilioSID(sid)), ("AccountSid", "AC123"), ("From", "+12344567890"), ("To", "+15005550006"),
      ("Body", body), ("NumMedia", "0"), ("ApiVersion", "2010-04-01"), ("SmsStatus", "received")]
 }
 

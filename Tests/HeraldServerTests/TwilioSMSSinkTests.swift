@@ -125,7 +125,7 @@ struct TwilioSMSSinkTests {
     @Test func loopGuardSkipsMessagesFromOurOwnNumber() async throws {
         let twilio = try await FakeReceiver.start(fallback: Self.created)
         let server = try await TestServer.start(Self.config(twilio, to: "\"+15551230001\""))
-        let fromOurselves = [("MessageSid", "SMloop"), ("From", "+15005550006"), ("To", "+15551230001"), ("Body", "[AWS] code 123456")]
+        let fromOurselves = [("MessageSid", twilioSID("SMloop")), ("From", "+15005550006"), ("To", "+15551230001"), ("Body", "[AWS] code 123456")]
         #expect(try await server.postTwilio(fromOurselves).status == 200)
         _ = await eventually { (try? await server.allDeliveries().first?.state) == .skipped }
         let delivery = try #require(try await server.allDeliveries().first)

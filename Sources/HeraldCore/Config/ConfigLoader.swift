@@ -140,6 +140,15 @@ struct ConfigBuilder {
         guard let section = ConfigSection(node, path: "server", reader: reader) else { return server }
         defer { section.finish() }
         if let value = section.bool("trust_forwarded_headers") { server.trustForwardedHeaders = value }
+        if let list = section.stringList("trusted_proxies") {
+            var ranges: [TrustedProxies.Range] = []
+            for text in list {
+                if let range = TrustedProxies.Range(text) { ranges.append(range) } else {
+                    section.fail("trusted_proxies", "server.trusted_proxies: '\(text)' is not an IP address or a CIDR block like 10.0.0.0/8 or fd00::/8")
+                }
+            }
+            server.trustedProxies = TrustedProxies(ranges)
+        }
         if let limits = section.section("limits") {
             server.limits = readLimits(limits)
         }
@@ -176,6 +185,9 @@ struct ConfigBuilder {
         }
         if let value = section.int("per_client_burst", range: 1...1_000_000) { limits.perClientBurst = value }
         if let value = section.duration("header_timeout") { limits.headerTimeout = value }
+        if let value = section.positiveDuration("body_timeout") { limits.bodyTimeout = value }
+        if let value = section.positiveDuration("idle_timeout") { limits.idleTimeout = value }
+        if let value = section.int("max_connections", range: 1...1_000_000) { limits.maxConnections = value }
         if let value = section.duration("intake_wait") { limits.intakeWait = value }
         if let text = section.string("refuse_when") {
             switch text {
@@ -188,6 +200,12 @@ struct ConfigBuilder {
             }
         }
         return limits
+    }
+
+    /// Whether a URL's host is this machine (`localhost`, `127.x`, `[::1]`).
+    static func isLoopbackURL(_ text: String) -> Bool {
+        guard let host = URLComponents(string: text)?.host?.lowercased() else { return false }
+        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
     /// `64KiB`, `1MiB`, `512KB`, `65536`.
@@ -293,8 +311,18 @@ struct ConfigBuilder {
             reader.warnings.append("sources.twilio.verify_signature is false: anyone who can reach \(path) can inject messages")
         }
         if token.isEmpty && verify {
-            guard server.isLoopback else {
-                section.fail("auth_token", "sources.twilio.auth_token is empty; set TWILIO_AUTH_TOKEN (the development token is only allowed when server.listen is a loopback address)")
+            // The development token is published: it is only for a Herald nobody else can reach.
+            let reachable: String? = if !server.isLoopback {
+                "server.listen is not a loopback address"
+            } else if let url = server.publicURL, !Self.isLoopbackURL(url) {
+                "server.public_url names a host others can reach"
+            } else if server.trustForwardedHeaders {
+                "server.trust_forwarded_headers is on, so a proxy forwards to it"
+            } else {
+                nil
+            }
+            if let reachable {
+                section.fail("auth_token", "sources.twilio.auth_token is empty; set TWILIO_AUTH_TOKEN (the published development token is only allowed for a Herald nobody else can reach, and \(reachable))")
                 return nil
             }
             reader.warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures are checked with the DEVELOPMENT token '\(TwilioSourceConfig.developmentToken)'. Real Twilio requests will be refused (403). Set TWILIO_AUTH_TOKEN before pointing a number here.")

@@ -42,8 +42,10 @@ public struct ServerConfig: Sendable {
     public var adminToken: Secret?
     public var shutdownGrace: Duration
     public var limits: InboundLimits = InboundLimits()
-    /// Use `X-Forwarded-Proto`/`-Host`/`-For` for signature URLs and client addresses (behind a proxy).
+    /// Use `X-Forwarded-Proto`/`-Host` for signature URLs (behind a proxy); only from a trusted proxy.
     public var trustForwardedHeaders: Bool = false
+    /// Peers whose `X-Forwarded-For` is believed for client addresses (the per-client limit).
+    public var trustedProxies: TrustedProxies = .loopback
 
     public var isLoopback: Bool {
         ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) || host.hasPrefix("127.")
@@ -59,6 +61,12 @@ public struct InboundLimits: Sendable, Equatable {
     public var perClientBurst: Int = 200
     /// A client that has not sent its request headers by then is disconnected.
     public var headerTimeout: Duration = .seconds(10)
+    /// A client that has not sent its whole body this long after its headers is disconnected.
+    public var bodyTimeout: Duration = .seconds(10)
+    /// A kept-alive connection whose next request has not arrived by then is closed.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Connections open at once; one more is closed as it opens.
+    public var maxConnections: Int = 1024
     /// How long a webhook may wait for a delivery slot on a healthy sink that is only busy,
     /// before its deliveries are stored to wait in the outbox.
     public var intakeWait: Duration = .seconds(1)

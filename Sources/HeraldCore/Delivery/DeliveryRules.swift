@@ -29,10 +29,12 @@ public enum DeliveryRules {
         case .permanent(let reason):
             return Decision(result: DeliveryResult(next: .failed, error: reason))
         case .retry(let after, let reason):
-            let pause = after.map { now.adding($0) }
+            // A receiver's pause never outlasts the code it holds back (a `Retry-After: 3600`
+            // for a code with minutes left pauses the sink for those minutes).
+            let pause = after.map { min(now.adding($0), delivery.expiresAt) }
             switch policy.decide(afterAttempt: delivery.attempts, retryAfter: after, now: now, expiresAt: delivery.expiresAt, random: random) {
             case .retry(let at):
-                let wait = Duration.milliseconds(Int64((max(0, at.timeIntervalSince(now)) * 1000).rounded()))
+                let wait = Duration.milliseconds(saturating: at.timeIntervalSince(now) * 1000)
                 return Decision(result: DeliveryResult(next: .pending, retryIn: wait, error: reason), retryAt: at, pauseUntil: pause)
             case .giveUp:
                 return Decision(result: DeliveryResult(next: .failed, error: "gave up after \(delivery.attempts) attempts: \(reason)"), pauseUntil: pause)

@@ -347,16 +347,19 @@ public struct DispatchMachine: Sendable {
             return
         }
         if let paused = lane.pausedUntil, paused > now {
-            if !lane.ready.isEmpty { wake(&lane, sink, at: paused, now: now) }
+            // What is held back expires at its own time, not when the pause ends.
+            while let index = lane.ready.firstIndex(where: { now >= $0.delivery.expiresAt }) {
+                writes += 1
+                actions.append(Self.expireUnsent(lane.ready.remove(at: index), now: now))
+            }
+            if let first = lane.ready.map(\.delivery.expiresAt).min() { wake(&lane, sink, at: min(paused, first), now: now) }
             return
         }
         while lane.running < lane.settings.concurrency, let claimed = lane.ready.popFirst() {
             let delivery = claimed.delivery
             if now >= delivery.expiresAt {
                 writes += 1
-                let attempt = DeliveryAttempt(deliveryID: delivery.id, number: delivery.attempts, startedAt: now, duration: .zero,
-                                              outcome: "expired", detail: DeliveryRules.expiredUnsent)
-                actions.append(.complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil))
+                actions.append(Self.expireUnsent(claimed, now: now))
             } else if !lane.settings.mayStart(leaseUntil: delivery.leaseUntil, now: now) {
                 // Too little lease left for a whole attempt: the sweep could hand it to someone
                 // else mid-attempt. Give it back; the lane claims it again with a fresh lease.
@@ -369,6 +372,13 @@ public struct DispatchMachine: Sendable {
                 actions.append(.send(claimed, timeout: lane.settings.timeout))
             }
         }
+    }
+
+    /// The write for a claimed delivery whose code expired before it could be sent.
+    private static func expireUnsent(_ claimed: ClaimedDelivery, now: Date) -> Action {
+        let attempt = DeliveryAttempt(deliveryID: claimed.delivery.id, number: claimed.delivery.attempts, startedAt: now, duration: .zero,
+                                      outcome: "expired", detail: DeliveryRules.expiredUnsent)
+        return .complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil)
     }
 
     // MARK: Lanes

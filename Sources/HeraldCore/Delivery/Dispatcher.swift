@@ -272,7 +272,7 @@ public final class Dispatcher: Service, Sendable {
         switch result.next {
         case .delivered:
             metrics.delivery(sink: sink, outcome: .delivered)
-            metrics.latency(sink: sink, duration: .milliseconds(Int64(max(0, finished.timeIntervalSince(claimed.event.receivedAt)) * 1000)))
+            metrics.latency(sink: sink, duration: .milliseconds(saturating: finished.timeIntervalSince(claimed.event.receivedAt) * 1000))
         case .pending: metrics.delivery(sink: sink, outcome: .retried)
         case .failed: metrics.delivery(sink: sink, outcome: .failed)
         case .expired: metrics.delivery(sink: sink, outcome: .expired)

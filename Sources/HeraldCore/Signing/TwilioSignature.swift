@@ -94,4 +94,14 @@ public enum TwilioSignature {
     public static func parseForm(bytes: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
         FormDecoding.decode(bytes)
     }
+
+    /// A Twilio message id: `SM` (SMS) or `MM` (MMS) and 32 hex digits.
+    public static func isMessageSID(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 34, bytes[1] == UInt8(ascii: "M"), bytes[0] == UInt8(ascii: "S") || bytes[0] == UInt8(ascii: "M") else { return false }
+        return bytes.dropFirst(2).allSatisfy { byte in
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+        }
+    }
 }

@@ -3,6 +3,16 @@ import Foundation
 extension Duration {
     /// Parses the configuration's duration syntax: an integer (or decimal) followed by
     /// `ms`, `s`, `m`, `h` or `d` — `500ms`, `30s`, `10m`, `2h`, `7d`.
+    /// `value` milliseconds, clamped to 0 … 10¹⁵ ms (31,000 years): a time from outside (a
+    /// `Retry-After`, a `received_at`, a stored row) can never trap a conversion. NaN is zero.
+    public static func milliseconds(saturating value: Double) -> Duration {
+        guard value > 0 else { return .zero }
+        return .milliseconds(Int64(min(value, 1e15).rounded()))
+    }
+
+    /// The longest duration a configuration may name: 100 years.
+    public static let maximumSeconds: Double = 100 * 365 * 86400
+
     public static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
@@ -12,6 +22,8 @@ extension Duration {
             guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
                   let value = Double(number), value.isFinite, value >= 0
             else { continue }
+            // Past a century it is a typo, not a setting (and past Int64 milliseconds it would trap).
+            guard value * scale <= maximumSeconds else { return nil }
             return .milliseconds(Int64((value * scale * 1000).rounded()))
         }
         return nil

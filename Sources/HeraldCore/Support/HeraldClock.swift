@@ -16,7 +16,7 @@ public struct SystemClock: HeraldClock {
     public func sleep(until deadline: Date) async throws {
         let interval = deadline.timeIntervalSinceNow
         if interval > 0 {
-            try await Task.sleep(for: .milliseconds(Int64((interval * 1000).rounded(.up))))
+            try await Task.sleep(for: .milliseconds(saturating: (interval * 1000).rounded(.up)))
         } else {
             try Task.checkCancellation()
         }

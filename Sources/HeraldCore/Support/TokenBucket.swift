@@ -45,7 +45,7 @@ public struct TokenBucket: Sendable {
     /// How long until one whole token is available.
     public mutating func waitForToken(now: Date) -> Duration {
         refill(now: now)
-        return tokens >= 1 ? .zero : .milliseconds(Int64(((1 - tokens) / rate * 1000).rounded(.up)))
+        return tokens >= 1 ? .zero : .milliseconds(saturating: ((1 - tokens) / rate * 1000).rounded(.up))
     }
 
     private mutating func refill(now: Date) {

@@ -9,6 +9,19 @@ public struct MessageTemplate: Sendable {
         case text = "TEXT"
         case slack = "HERALD_SLACK"
         case json = "HERALD_JSON"
+        /// `application/x-www-form-urlencoded`: every value percent-encoded.
+        case form = "HERALD_FORM"
+        /// XML and HTML: `& < > " '` as entities.
+        case markup = "HERALD_MARKUP"
+
+        /// The escaping for a body sent with this `Content-Type`.
+        public static func forContentType(_ contentType: String?) -> Escaping {
+            guard let type = contentType?.lowercased() else { return .json }
+            if type.contains("json") { return .json }
+            if type.contains("x-www-form-urlencoded") { return .form }
+            if type.contains("xml") || type.contains("html") { return .markup }
+            return .text
+        }
     }
 
     public let source: String
@@ -58,6 +71,8 @@ public struct MessageTemplate: Sendable {
     private static let registerContentTypes: Void = {
         MustacheContentTypes.register(SlackEscaping(), named: Escaping.slack.rawValue)
         MustacheContentTypes.register(JSONEscaping(), named: Escaping.json.rawValue)
+        MustacheContentTypes.register(FormEscaping(), named: Escaping.form.rawValue)
+        MustacheContentTypes.register(MarkupEscaping(), named: Escaping.markup.rawValue)
     }()
 }
 
@@ -70,6 +85,59 @@ struct SlackEscaping: MustacheContentType {
 /// The inside of a JSON string: quotes, backslashes and control characters escaped.
 struct JSONEscaping: MustacheContentType {
     func escapeText(_ text: String) -> String { JSONText.escape(text) }
+}
+
+struct FormEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String { FormText.escape(text) }
+}
+
+struct MarkupEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String { MarkupText.escape(text) }
+}
+
+public enum FormText {
+    /// Percent-encodes every byte but ASCII letters, digits and `-._~` (RFC 3986's unreserved).
+    public static func escape(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 3)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(byte)
+            default:
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `name=value&…`, each part escaped.
+    public static func encode(_ fields: [(String, String)]) -> String {
+        fields.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+    }
+}
+
+public enum MarkupText {
+    public static func escape(_ text: String) -> String {
+        guard text.utf8.contains(where: { [UInt8(ascii: "&"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\""), UInt8(ascii: "'")].contains($0) })
+        else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }
 
 public enum JSONText {

@@ -42,7 +42,11 @@ struct JSONInbound: Sendable {
     }
 
     /// Reads the request, with a reason a person can act on for every way it can be wrong.
-    static func parse(_ data: Data) throws -> InboundMessage {
+    /// How old, and how far ahead, a `received_at` may be.
+    static let maximumAge: TimeInterval = 7 * 86400
+    static let maximumLead: TimeInterval = 300
+
+    static func parse(_ data: Data, now: Date = Date()) throws -> InboundMessage {
         guard let object = try? JSONSerialization.jsonObject(with: data) else {
             throw HTTPError(.badRequest, message: "the body is not valid JSON")
         }
@@ -70,6 +74,12 @@ struct JSONInbound: Sendable {
             guard let date = RFC3339.date(from: text) else {
                 throw HTTPError(.badRequest, message: "\"received_at\" must be an RFC 3339 time, like 2026-11-29T05:00:00Z")
             }
+            // A time centuries away is a bug or an attack, and would overflow every duration
+            // computed from it later.
+            let age = now.timeIntervalSince(date)
+            guard age <= maximumAge, age >= -maximumLead else {
+                throw HTTPError(.badRequest, message: "\"received_at\" must be within the last 7 days and at most 5 minutes ahead of this server's clock")
+            }
             receivedAt = date
         }
         var media: [String] = []
@@ -82,5 +92,14 @@ struct JSONInbound: Sendable {
             throw HTTPError(.badRequest, message: "unknown field \"\(unknown)\"; expected from, to, body, id, received_at, media")
         }
         return InboundMessage(source: "http", sourceID: id, from: from, to: to, body: body, media: media, receivedAt: receivedAt)
+    }
+}
+
+/// The inbound decoders, for the fuzz targets (and anything else that must read untrusted bytes
+/// the way the server does).
+public enum InboundDecoding {
+    /// The JSON source's body: an event, or an `HTTPError` with the reason.
+    public static func json(_ data: Data) throws -> InboundMessage {
+        try JSONInbound.parse(data)
     }
 }

@@ -16,12 +16,20 @@ struct TwilioInbound: Sendable {
     let config: TwilioSourceConfig
     let publicURL: String?
     let trustForwarded: Bool
+    let proxies: TrustedProxies
     let maxBody: Int
     let ingestor: Ingestor
     let metrics: HeraldMetrics
     let logger: Logger
 
-    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+    func handle(_ request: Request, context: some RequestContext & RemoteAddressRequestContext) async throws -> Response {
+        if config.usesDevelopmentToken, request.headers[.xForwardedFor] != nil || request.headers[.forwarded] != nil || request.headers[.xForwardedHost] != nil {
+            // A proxy in front means someone else can reach this Herald: the published
+            // development token would let anyone forge messages.
+            metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
+            logger.warning("Twilio webhook refused: it came through a proxy, and the development token is only for a Herald nobody else can reach; set TWILIO_AUTH_TOKEN")
+            throw HTTPError(.forbidden, message: "the development token is not accepted through a proxy; set sources.twilio.auth_token")
+        }
         let parameters: [(name: String, value: String)]
         if request.method == .get {
             parameters = TwilioSignature.parseForm(request.uri.query ?? "")
@@ -37,7 +45,7 @@ struct TwilioInbound: Sendable {
             }
             // For a GET the parameters are in the URL, which is signed as a whole.
             let signed = request.method == .get ? [] : parameters
-            let url = signedURL(request)
+            let url = signedURL(request, peer: context.remoteAddress?.ipAddress)
             guard TwilioSignature.isValid(signature: signature, url: url, parameters: signed, authToken: config.authToken.value) else {
                 metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
                 logger.notice("Twilio webhook refused: signature does not match", metadata: ["http.path": "\(request.uri.path)"])
@@ -45,6 +53,14 @@ struct TwilioInbound: Sendable {
             }
         }
         let values = Dictionary(parameters, uniquingKeysWith: { first, _ in first })
+        // Twilio signs names and values run together, so `MessageSidS=Mx…` signs what
+        // `MessageSid=SMx…` does: a renamed copy would verify. Every message Twilio sends has a
+        // well-formed id, and it is the key a replay is caught by.
+        guard let sid = values["MessageSid"], TwilioSignature.isMessageSID(sid) else {
+            metrics.eventReceived(source: "twilio", outcome: .invalid)
+            logger.notice("Twilio webhook refused: no well-formed MessageSid")
+            throw HTTPError(.badRequest, message: "missing or malformed MessageSid (SM or MM and 32 hex digits)")
+        }
         guard let from = values["From"], !from.isEmpty else {
             metrics.eventReceived(source: "twilio", outcome: .invalid)
             throw HTTPError(.badRequest, message: "missing From parameter")
@@ -55,7 +71,7 @@ struct TwilioInbound: Sendable {
             return (index, pair.value)
         }.sorted { $0.0 < $1.0 }.map(\.1)
         let message = InboundMessage(
-            source: "twilio", sourceID: values["MessageSid"] ?? values["SmsMessageSid"] ?? values["SmsSid"],
+            source: "twilio", sourceID: sid,
             from: from, to: values["To"], body: values["Body"] ?? "", media: media
         )
         do {
@@ -75,10 +91,10 @@ struct TwilioInbound: Sendable {
 
     /// The URL Twilio called: `server.public_url` + path and query as received; without a public
     /// URL, the `X-Forwarded-Proto`/`-Host` a trusted proxy set, else `http://` + the Host header.
-    func signedURL(_ request: Request) -> String {
+    func signedURL(_ request: Request, peer: String?) -> String {
         let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         if let publicURL { return publicURL + pathAndQuery }
-        if trustForwarded, let host = request.headers[.xForwardedHost] {
+        if trustForwarded, let peer, proxies.contains(peer), let host = request.headers[.xForwardedHost] {
             let scheme = request.headers[.xForwardedProto]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "https"
             return scheme + "://" + host + pathAndQuery
         }

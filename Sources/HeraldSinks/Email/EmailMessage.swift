@@ -11,8 +11,8 @@ public enum EmailMessage {
         var headers: [String] = []
         headers.append("Date: " + rfc5322Date(date))
         headers.append("From: " + headerValue(from))
-        headers.append("To: " + to.map(headerValue).joined(separator: ", "))
-        headers.append("Subject: " + encodedWords(headerValue(subject)))
+        headers.append("To: " + to.map(headerValue).joined(separator: ",\r\n "))
+        headers.append(subjectHeader(headerValue(subject)))
         headers.append("Message-ID: <" + headerValue(messageID) + ">")
         headers.append("MIME-Version: 1.0")
         headers.append("Content-Type: text/plain; charset=UTF-8")
@@ -41,20 +41,64 @@ public enum EmailMessage {
             .replacingOccurrences(of: "\n", with: "\r\n")
     }
 
+    /// The longest header line we write (RFC 5322 asks for 78, and allows 998).
+    static let foldAt = 78
+
+    /// `Subject:` with its value folded so no line passes 78 characters where the text allows:
+    /// ASCII folded at its spaces (a word too long to fit, or any non-ASCII, makes the whole
+    /// value encoded words, which can be split anywhere).
+    static func subjectHeader(_ value: String) -> String {
+        let name = "Subject: "
+        if value.allSatisfy(\.isASCII), let folded = foldASCII(value, first: name.count) { return name + folded }
+        return name + encodedWords(value)
+    }
+
+    /// Folds ASCII text at spaces into lines of at most 78 characters (the first one after
+    /// `first` characters of header name); nil when one word alone would pass 998.
+    static func foldASCII(_ text: String, first: Int) -> String? {
+        var lines: [String] = []
+        var line = ""
+        var room = foldAt - first
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if word.utf8.count > 900 { return nil }
+            if line.isEmpty {
+                line = String(word)
+            } else if line.utf8.count + 1 + word.utf8.count <= room {
+                line += " " + word
+            } else {
+                lines.append(line)
+                room = foldAt - 1
+                line = String(word)
+            }
+        }
+        lines.append(line)
+        // A continuation line starts with the space it was folded at.
+        return lines.joined(separator: "\r\n ")
+    }
+
     /// ASCII stays as it is; anything else becomes `=?UTF-8?B?…?=` words of at most 75 characters,
-    /// split between characters, folded onto continuation lines.
+    /// split between characters (between scalars inside one very long character, such as a long
+    /// emoji sequence), folded onto continuation lines.
     static func encodedWords(_ text: String) -> String {
-        guard !text.allSatisfy(\.isASCII) else { return text }
+        guard !text.allSatisfy(\.isASCII) || text.utf8.count > foldAt - 9 else { return text }
         var words: [String] = []
         var chunk = Data()
-        for character in text {
-            let bytes = Data(String(character).utf8)
-            // 45 bytes encode to 60 base64 characters: with `=?UTF-8?B?` and `?=` that is 72.
-            if chunk.count + bytes.count > 45 {
+        func add(_ bytes: Data) {
+            // 42 bytes encode to 56 base64 characters: with `=?UTF-8?B?` and `?=` that is 68, so
+            // even the first word fits on the `Subject: ` line within 78.
+            if chunk.count + bytes.count > 42, !chunk.isEmpty {
                 words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=")
                 chunk = Data()
             }
             chunk.append(bytes)
+        }
+        for character in text {
+            let bytes = Data(String(character).utf8)
+            if bytes.count > 42 {
+                for scalar in character.unicodeScalars { add(Data(String(scalar).utf8)) }
+            } else {
+                add(bytes)
+            }
         }
         if !chunk.isEmpty { words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=") }
         return words.joined(separator: "\r\n ")

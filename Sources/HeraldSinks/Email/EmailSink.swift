@@ -69,6 +69,10 @@ public struct EmailSink: Sink {
     }
 
     static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration, cancel: CancelFlag = CancelFlag()) -> DeliveryOutcome {
+        // The error buffer outlives the handle that writes into it (freed after the cleanup below).
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
         guard initialized, let handle = curl_easy_init() else { return .retry(reason: "libcurl could not be initialised") }
         defer { curl_easy_cleanup(handle) }
         var recipients: UnsafeMutablePointer<curl_slist>?
@@ -82,9 +86,10 @@ public struct EmailSink: Sink {
         defer { uploadPointer.release() }
         let cancelPointer = Unmanaged.passRetained(cancel)
         defer { cancelPointer.release() }
-        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-
-        let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errors in
+        let result: CURLcode = {
+            // SMTP and nothing else, whatever the URL says (no file://, no redirects elsewhere).
+            herald_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "smtp,smtps")
+            herald_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "smtp,smtps")
             herald_setopt_string(handle, CURLOPT_URL, settings.url)
             herald_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
             herald_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout.seconds * 1000))
@@ -125,13 +130,13 @@ public struct EmailSink: Sink {
                 guard let userdata else { return 0 }
                 return Unmanaged<CancelFlag>.fromOpaque(userdata).takeUnretainedValue().isSet ? 1 : 0
             }
-            herald_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errors.baseAddress)
+            herald_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
             return curl_easy_perform(handle)
-        }
+        }()
         if result == CURLE_ABORTED_BY_CALLBACK { return .retry(reason: "cancelled") }
         var replyCode = 0
         herald_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &replyCode)
-        let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let detail = String(cString: errorBuffer).trimmingCharacters(in: .whitespacesAndNewlines)
         return Classifier.classify(report(result, replyCode: replyCode, detail: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail))
     }
 

@@ -35,11 +35,12 @@ public struct HTTPSinkSettings: SinkBuilding {
                 headers.append((entry.name, Secret(text)))
             }
         }
-        let jsonBody = headers.first { $0.0.lowercased() == "content-type" }.map { $0.1.value.lowercased().contains("json") } ?? true
+        // The SMS text is escaped for the body's own syntax, so it can never add a field or a tag.
+        let escaping = MessageTemplate.Escaping.forContentType(headers.first { $0.0.lowercased() == "content-type" }?.1.value)
         var body: MessageTemplate?
         var bodyOK = true
         if section.hasValue("body") {
-            body = section.template("body", escaping: jsonBody ? .json : .text)
+            body = section.template("body", escaping: escaping)
             bodyOK = body != nil
         }
         var signing: Secret?

@@ -94,7 +94,7 @@ public enum Classifier {
             formatter.dateFormat = format
             if let date = formatter.date(from: trimmed) {
                 let interval = max(0, date.timeIntervalSince(now))
-                return .milliseconds(Int64(interval * 1000))
+                return .milliseconds(saturating: interval * 1000)
             }
         }
         return nil

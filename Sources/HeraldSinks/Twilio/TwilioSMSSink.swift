@@ -79,27 +79,5 @@ public struct TwilioSMSSink: Sink {
 
     /// `application/x-www-form-urlencoded`, every byte but ASCII letters, digits and `-._~`
     /// percent-encoded (as RFC 3986 leaves them unreserved).
-    static func encode(_ fields: [(String, String)]) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count * 3 + 2 })
-        for (index, (name, value)) in fields.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: "&")) }
-            for (part, text) in [(0, name), (1, value)] {
-                if part == 1 { out.append(UInt8(ascii: "=")) }
-                for byte in text.utf8 {
-                    switch byte {
-                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                         UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                        out.append(byte)
-                    default:
-                        out.append(UInt8(ascii: "%"))
-                        out.append(hex[Int(byte >> 4)])
-                        out.append(hex[Int(byte & 0x0F)])
-                    }
-                }
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func encode(_ fields: [(String, String)]) -> String { FormText.encode(fields) }
 }
