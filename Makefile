@@ -43,7 +43,9 @@ release: deps
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := form finder config json email
 fuzz: deps
-	HERALD_FUZZ=1 $(SWIFT) build --product herald-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address
+	@# (the sanitizer runtime makes the linker warn about every local symbol it cannot export)
+	set -o pipefail; HERALD_FUZZ=1 $(SWIFT) build --product herald-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address 2>&1 \
+		| grep -v "Cannot export local symbol"
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p .build-fuzz/corpus/$$t && cp Fuzz/corpus/$$t/* .build-fuzz/corpus/$$t/ && \
 		echo "fuzz $$t for $(FUZZ_SECONDS) s" && \

@@ -18,6 +18,21 @@ enum FuzzTarget: String {
     }()
 }
 
+/// SwiftPM links an executable's entry point as `<module>_main`; it hands control to libFuzzer's
+/// driver (whose own `main` is then not linked).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("herald_fuzz_main")
+public func heraldFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments, fuzzOne)
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
@@ -45,11 +60,15 @@ enum FuzzChecks {
         _ = TwilioSignature.isValid(signature: String(decoding: bytes.prefix(40), as: UTF8.self), url: url, parameters: fields, authToken: "fuzz-token")
     }
 
-    /// The code finder: never crash, and a code it finds is 3–12 letters or digits.
+    /// The code finder: never crash; a code it finds in the text is 3–16 letters or digits, and
+    /// an origin-bound one (`@domain #code`) 1–32 ASCII letters or digits.
     static func finder(_ bytes: UnsafeRawBufferPointer) {
         let text = String(decoding: bytes, as: UTF8.self)
-        if let code = OTPExtractor.extract(from: text) {
-            precondition((3...12).contains(code.count) && code.allSatisfy { $0.isLetter || $0.isNumber }, "code \(code.debugDescription)")
+        if let bound = OriginBoundCode.parse(text) {
+            precondition((1...32).contains(bound.code.count) && bound.code.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }, "bound \(bound.code.debugDescription)")
+        }
+        if let code = OTPExtractor.find(in: text) {
+            precondition((3...16).contains(code.count) && code.allSatisfy { $0.isLetter || $0.isNumber }, "code \(code.debugDescription)")
         }
     }
 

@@ -226,6 +226,16 @@ struct ConfigTests {
     func badDurations(_ text: String) {
         #expect(Duration.parse(text) == nil)
     }
+
+    /// Times from outside (a `Retry-After`, a `received_at`, a stored row) saturate instead of
+    /// trapping when they are turned into durations.
+    @Test func conversionsSaturate() {
+        #expect(Duration.milliseconds(saturating: .nan) == .zero)
+        #expect(Duration.milliseconds(saturating: -5) == .zero)
+        #expect(Duration.milliseconds(saturating: 1e300) == .milliseconds(1_000_000_000_000_000))
+        #expect(Duration.milliseconds(saturating: .infinity) == .milliseconds(1_000_000_000_000_000))
+        #expect(Duration.milliseconds(saturating: 1234.4) == .milliseconds(1234))
+    }
 }
 
 struct Failure: Error, CustomStringConvertible {

@@ -25,6 +25,10 @@ struct OriginBoundCodeTests {
         ("more than three parts", "Your code\n@example.com #123456 @a.example @b.example", nil),
         ("a host alone", "Your code 123456\n@example.com", nil),
         ("a non-ASCII host", "Your code\n@exämple.com #123456", nil),
+        // Found by `make fuzz` (the finder target): a binding's code may be up to 32 letters
+        // and digits, longer than any code the finder takes from the text.
+        ("a long code as written", "48913 is your code\n\n@eFloate.com #4829UnsafeRa13", OriginBoundCode(domain: "efloate.com", code: "4829UnsafeRa13")),
+        ("a code of 33 is too long", "Your code\n@example.com #" + String(repeating: "7", count: 33), nil),
     ]
 
     @Test(arguments: rows)

@@ -54,6 +54,9 @@ struct ClassificationTests {
     @Test(arguments: [
         ("120", Duration?.some(.seconds(120))), ("0", .some(.zero)), ("  7 ", .some(.seconds(7))),
         ("Wed, 21 Oct 2015 07:28:00 GMT", .some(.zero)), ("soon", nil), ("-5", nil),
+        // Absurd values from a receiver saturate instead of trapping a conversion.
+        ("Fri, 31 Dec 9999 23:59:59 GMT", .some(.milliseconds(253_402_300_799_000 - 1_800_000_000_000))),
+        ("99999999999999999999999", nil),
     ])
     func retryAfterForms(_ header: String, _ expected: Duration?) {
         #expect(Classifier.parseRetryAfter(header, now: Self.now) == expected)

@@ -127,7 +127,9 @@ struct DurabilityTests {
         try Self.writeConfig(folder, sinkPort: sink.port, grace: "2s")
         // One attempt at a time, so the later deliveries wait behind the pause.
         let file = folder.appendingPathComponent("channels.yaml")
+        // (And no 503: with both sinks paused past the codes' life, later messages would be refused.)
         try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "timeout: 10s }", with: "timeout: 10s, concurrency: 1 }")
+            .replacingOccurrences(of: "shutdown_grace: 2s", with: "shutdown_grace: 2s, limits: { refuse_when: never }")
             .write(to: file, atomically: true, encoding: .utf8)
         let herald = try HeraldProcess(["serve"], directory: folder)
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
