@@ -56,20 +56,18 @@ public struct HeraldLogHandler: LogHandler {
             $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || isControl($0) || $0.properties.isWhitespace
         }
         guard needsQuotes else { return value }
-        var out = "\""
-        for scalar in value.unicodeScalars {
+        let escaped = TextEscaping.replacingScalars(value, needsWork: { _ in true }) { scalar in
             switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where isControl(scalar) || scalar == "\u{2028}" || scalar == "\u{2029}":
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+            case "\\": "\\\\"
+            case "\"": "\\\""
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case _ where isControl(scalar) || scalar == "\u{2028}" || scalar == "\u{2029}": String(format: "\\u%04x", scalar.value)
+            default: nil
             }
         }
-        return out + "\""
+        return "\"" + escaped + "\""
     }
 
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {

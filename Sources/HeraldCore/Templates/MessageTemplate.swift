@@ -121,61 +121,61 @@ public enum FormText {
     }
 }
 
-public enum MarkupText {
-    public static func escape(_ text: String) -> String {
-        guard text.utf8.contains(where: { [UInt8(ascii: "&"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\""), UInt8(ascii: "'")].contains($0) })
-        else { return text }
+/// The one loop behind every escaping here: each scalar `replacement` names is replaced, the rest
+/// kept; text that needs nothing (`needsWork` false for every UTF-8 byte) is handed back as it is.
+public enum TextEscaping {
+    public static func replacingScalars(_ text: String, needsWork: (UInt8) -> Bool, _ replacement: (Unicode.Scalar) -> String?) -> String {
+        guard text.utf8.contains(where: needsWork) else { return text }
         var out = ""
+        out.reserveCapacity(text.utf8.count + 16)
         for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(scalar)
-            }
+            if let replaced = replacement(scalar) { out += replaced } else { out.unicodeScalars.append(scalar) }
         }
         return out
+    }
+}
+
+public enum MarkupText {
+    public static func escape(_ text: String) -> String {
+        TextEscaping.replacingScalars(text, needsWork: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) { scalar in
+            switch scalar {
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            case "'": "&#39;"
+            default: nil
+            }
+        }
     }
 }
 
 public enum JSONText {
     /// Escapes text for the inside of a JSON string literal.
     public static func escape(_ text: String) -> String {
-        // Most text needs nothing: hand it back without building a copy.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return text }
-        var out = ""
-        out.reserveCapacity(text.utf8.count + 8)
-        for scalar in text.unicodeScalars {
+        TextEscaping.replacingScalars(text, needsWork: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { scalar in
             switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+            case "\"": "\\\""
+            case "\\": "\\\\"
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case _ where scalar.value < 0x20: String(format: "\\u%04x", scalar.value)
+            default: nil
             }
         }
-        return out
     }
 }
 
 public enum SlackText {
     public static func escape(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">") }) else { return text }
-        var out = ""
-        out.reserveCapacity(text.utf8.count + 16)
-        for scalar in text.unicodeScalars {
+        TextEscaping.replacingScalars(text, needsWork: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E }) { scalar in
             switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            default: out.unicodeScalars.append(scalar)
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            default: nil
             }
         }
-        return out
     }
 }
