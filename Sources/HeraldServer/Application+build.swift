@@ -74,11 +74,11 @@ public func buildApplication(
     let host = config.server.host
     let limits = config.server.limits
     func amount(_ duration: Duration) -> TimeAmount { .milliseconds(Int64(min(duration.seconds, 1e12) * 1000)) }
-    let timeouts = HeaderTimeoutHandler.Timeouts(header: amount(limits.headerTimeout), body: amount(limits.bodyTimeout), idle: amount(limits.idleTimeout))
-    let connections = HeaderTimeoutHandler.Connections(limit: limits.maxConnections)
+    let timeouts = ConnectionLimitsHandler.Timeouts(header: amount(limits.headerTimeout), body: amount(limits.bodyTimeout), idle: amount(limits.idleTimeout))
+    let connections = ConnectionLimitsHandler.Connections(limit: limits.maxConnections)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [HeaderTimeoutHandler(timeouts: timeouts, connections: connections)])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionLimitsHandler(timeouts: timeouts, connections: connections)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
         services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, runtime.reloader],
         onServerRunning: { channel in

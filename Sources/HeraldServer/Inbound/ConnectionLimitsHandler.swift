@@ -9,7 +9,7 @@ import Synchronization
 /// - `idle_timeout`: after an answer, until the next request's headers are complete (keep-alive).
 /// No timer runs while a request is being answered, however long the answer takes. And at most
 /// `max_connections` are open at once: one more is closed as it opens.
-final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
