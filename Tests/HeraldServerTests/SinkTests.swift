@@ -65,7 +65,7 @@ struct SinkTests {
     @Test(arguments: awkwardTexts)
     func twilioFormRoundTrips(_ text: String) {
         let fields = [("To", "+15551230001"), ("Body", text), ("ValidityPeriod", "600")]
-        let encoded = TwilioSMSSink.encode(fields)
+        let encoded = FormText.encode(fields)
         #expect(encoded.utf8.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: " ") }, "\(encoded)")
         let decoded = TwilioSignature.parseForm(encoded)
         #expect(decoded.map(\.name) == fields.map(\.0))

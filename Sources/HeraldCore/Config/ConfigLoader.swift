@@ -202,12 +202,6 @@ struct ConfigBuilder {
         return limits
     }
 
-    /// Whether a URL's host is this machine (`localhost`, `127.x`, `[::1]`).
-    static func isLoopbackURL(_ text: String) -> Bool {
-        guard let host = URLComponents(string: text)?.host?.lowercased() else { return false }
-        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-    }
-
     /// `64KiB`, `1MiB`, `512KB`, `65536`.
     static func parseSize(_ text: String) -> Int? {
         let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1024 * 1024), ("KB", 1000), ("MB", 1_000_000), ("B", 1)]
@@ -314,7 +308,7 @@ struct ConfigBuilder {
             // The development token is published: it is only for a Herald nobody else can reach.
             let reachable: String? = if !server.isLoopback {
                 "server.listen is not a loopback address"
-            } else if let url = server.publicURL, !Self.isLoopbackURL(url) {
+            } else if let url = server.publicURL, !(URLComponents(string: url)?.host.map(ServerConfig.isLoopback(host:)) ?? false) {
                 "server.public_url names a host others can reach"
             } else if server.trustForwardedHeaders {
                 "server.trust_forwarded_headers is on, so a proxy forwards to it"

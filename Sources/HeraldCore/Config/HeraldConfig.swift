@@ -47,8 +47,12 @@ public struct ServerConfig: Sendable {
     /// Peers whose `X-Forwarded-For` is believed for client addresses (the per-client limit).
     public var trustedProxies: TrustedProxies = .loopback
 
-    public var isLoopback: Bool {
-        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) || host.hasPrefix("127.")
+    public var isLoopback: Bool { Self.isLoopback(host: host) }
+
+    /// `localhost`, `127.x.x.x`, `::1` (bracketed or not): this machine only.
+    public static func isLoopback(host: String) -> Bool {
+        let host = host.lowercased()
+        return ["localhost", "::1", "[::1]"].contains(host) || host.hasPrefix("127.")
     }
 }
 

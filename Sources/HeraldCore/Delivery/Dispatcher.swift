@@ -43,15 +43,10 @@ public final class Dispatcher: Service, Sendable {
     // MARK: For the ingest path and the rest of the server
 
     /// A slot for a fresh delivery that will be stored claimed: the lease to store it with, or nil
-    /// (store it pending and say so with `submit(.workStored)`).
-    public func reserve(sink: String) -> Duration? {
-        let now = clock.now()
-        return machine.withLock { $0.reserve(sink: sink, now: now) }.lease
-    }
-
-    /// Like `reserve`, but while the lane is healthy and only full, waits for a slot until
-    /// `deadline`: this is how intake slows to the pace of delivery. A lane that is paused, out of
-    /// tokens or failing answers nil at once (its deliveries wait in the store, not the webhook).
+    /// (store it pending and say so with `submit(.workStored)`). While the lane is healthy and only
+    /// full, waits for a slot until `deadline`: this is how intake slows to the pace of delivery. A
+    /// lane that is paused, out of tokens or failing answers nil at once (its deliveries wait in
+    /// the store, not the webhook).
     public func admit(sink: String, waitingUntil deadline: Date) async -> Duration? {
         while true {
             let now = clock.now()
@@ -92,7 +87,7 @@ public final class Dispatcher: Service, Sendable {
                 waiting.add(1, ordering: .relaxed)
                 // Room may have freed between the check and the registration.
                 let now = clock.now()
-                if machine.withLock({ $0.admission(sink: sink, now: now) }) != .full || clock.now() >= deadline || Task.isCancelled {
+                if machine.withLock({ $0.admission(sink: sink, now: now) }) != .full || now >= deadline || Task.isCancelled {
                     wake(ticket)
                 }
             }

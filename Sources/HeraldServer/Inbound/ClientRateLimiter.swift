@@ -4,6 +4,9 @@ import HeraldCore
 import Hummingbird
 import Synchronization
 
+/// Answers that mean the request did not prove itself (or was not worth reading).
+private let failedProof: Set<HTTPResponse.Status> = [.badRequest, .unauthorized, .forbidden, .contentTooLarge]
+
 /// `server.limits.per_client`: a token bucket per client; a client over its rate gets 429 with
 /// `Retry-After`.
 ///
@@ -25,9 +28,6 @@ struct ClientRateLimiter<Context: RemoteAddressRequestContext>: RouterMiddleware
         let state = Mutex<[String: TokenBucket]>([:])
     }
 
-    /// Answers that mean the request did not prove itself (or was not worth reading).
-    static var failedProof: Set<HTTPResponse.Status> { [.badRequest, .unauthorized, .forbidden, .contentTooLarge] }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let client = clientAddress(request, context: context)
         let path = request.uri.path
@@ -37,9 +37,9 @@ struct ClientRateLimiter<Context: RemoteAddressRequestContext>: RouterMiddleware
         }
         do {
             let response = try await next(request, context)
-            if Self.failedProof.contains(response.status) { try refuseIfOver(client, path: path) }
+            if failedProof.contains(response.status) { try refuseIfOver(client, path: path) }
             return response
-        } catch let error as HTTPError where Self.failedProof.contains(error.status) {
+        } catch let error as HTTPError where failedProof.contains(error.status) {
             try refuseIfOver(client, path: path)
             throw error
         }

@@ -63,7 +63,7 @@ public struct TwilioSMSSink: Sink {
             return .skipped(reason: "loop guard: the message came from \(PhoneNumber.masked(request.event.from)), a number Herald sends from")
         }
         guard request.delivery.recipient?.isEmpty == false else { return .permanent(reason: "no recipient") }
-        let body = Data(Self.encode(form(for: request)).utf8)
+        let body = Data(FormText.encode(form(for: request)).utf8)
         let report = await transport.send(
             url: messagesURL, method: .POST,
             headers: [("Authorization", authorization), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
@@ -77,7 +77,5 @@ public struct TwilioSMSSink: Sink {
         Classifier.classify(.http(status: status, retryAfter: retryAfter, body: body), rules: TwilioSinkSettings.rules, now: now)
     }
 
-    /// `application/x-www-form-urlencoded`, every byte but ASCII letters, digits and `-._~`
-    /// percent-encoded (as RFC 3986 leaves them unreserved).
-    static func encode(_ fields: [(String, String)]) -> String { FormText.encode(fields) }
+
 }
