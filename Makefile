@@ -3,7 +3,7 @@
 #   make test   install what is missing, build, run every test
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3 python3-aiosmtpd openssl
+APT_PACKAGES := libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev sqlite3 python3-aiosmtpd openssl postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build run test bench release fuzz clean
@@ -23,9 +23,15 @@ build: deps
 run: build
 	.build/debug/herald serve --config channels.yaml
 
+# The PostgreSQL tests run against a throwaway cluster started here (scripts/test-postgres) and
+# removed afterwards, whatever the tests did.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@pg=$$(mktemp -d /tmp/herald-pg.XXXXXX); \
+	url=$$(scripts/test-postgres init $$pg/cluster) || { scripts/test-postgres destroy $$pg/cluster; exit 1; }; \
+	echo "PostgreSQL for the tests: $$url"; \
+	HERALD_TEST_POSTGRES=$$url HERALD_SOURCE_ROOT=$(CURDIR) $(SWIFT) test --skip-build; status=$$?; \
+	scripts/test-postgres destroy $$pg/cluster; rmdir $$pg; exit $$status
 
 clean:
 	rm -rf .build .build-static dist

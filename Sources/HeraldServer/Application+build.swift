@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Prometheus
+import ServiceLifecycle
 
 /// Builds the whole Herald service: HTTP routes plus the dispatcher as a service. `herald serve`
 /// and the integration tests both call this.
@@ -80,7 +81,8 @@ public func buildApplication(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionLimitsHandler(timeouts: timeouts, connections: connections)])),
         configuration: .init(address: .hostname(host, port: config.server.port), serverName: nil),
-        services: runtime.configPath == nil ? [runtime.dispatcher, runtime.maintenance] : [runtime.dispatcher, runtime.maintenance, runtime.reloader],
+        // In start order; a graceful shutdown stops them in reverse, so the store closes last.
+        services: [runtime.storeService].compactMap { $0 } + [runtime.dispatcher, runtime.maintenance] + (runtime.configPath == nil ? [] : [runtime.reloader]),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? config.server.port
             logger.info("listening", metadata: ["server.address": "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"])

@@ -1,10 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldPostgres
 import HeraldSQLite
 import HeraldSinks
 import Logging
 import Prometheus
+import ServiceLifecycle
 import Synchronization
 
 /// Everything a running Herald is made of, built from one configuration: the store, the sinks,
@@ -65,7 +67,12 @@ public struct HeraldRuntime: Sendable {
             store: store, sinks: sinks, lanes: Self.lanes(config, sinks), clock: clock, logger: logger,
             logBodies: config.logBodies, metrics: metrics
         )
-        self.maintenance = Maintenance(store: store, dispatcher: dispatcher, clock: clock, retention: config.retention, logger: logger)
+        // A shared store also gets work from other processes: its sweep is the fallback poll for
+        // an announcement the listener missed, so it runs every second rather than every five.
+        self.maintenance = Maintenance(
+            store: store, dispatcher: dispatcher, clock: clock, retention: config.retention,
+            interval: store is PostgresOutboxStore ? .seconds(1) : .seconds(5), logger: logger
+        )
         let ingestor = Ingestor(
             router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
             clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics,
@@ -122,13 +129,38 @@ public struct HeraldRuntime: Sendable {
     }
 
     /// Opens the configured store. A SQLite database that is not Herald's is refused untouched.
-    /// `serving`: the store of `herald serve`, which must be the only one serving from it.
+    /// `serving`: the store of `herald serve`, which must be the only one serving from it (SQLite),
+    /// or the only one with its `server.node_id` (PostgreSQL).
+    public static func openStore(_ config: HeraldConfig, serving: Bool = false, logger: Logger) async throws -> any OutboxStore {
+        if case .postgres(let url) = config.storage {
+            return try await PostgresOutboxStore.open(url, nodeID: config.server.effectiveNodeID, serving: serving, logger: logger)
+        }
+        return try makeStore(config.storage, serving: serving)
+    }
+
+    /// The stores that open without a network round trip (memory, SQLite); PostgreSQL needs
+    /// `openStore`.
     public static func makeStore(_ storage: StorageConfig, serving: Bool = false) throws -> any OutboxStore {
         switch storage {
         case .memory: InMemoryOutboxStore()
         case .sqlite(let path): try SQLiteOutboxStore(path: path, exclusive: serving)
+        case .postgres(let url): throw PostgresOutboxStore.OpenError(description: "the outbox \(url) must be opened with openStore")
         }
     }
+
+    /// Closes a store that holds connections (PostgreSQL); others need nothing.
+    public static func close(_ store: any OutboxStore) async {
+        if let shared = store as? PostgresOutboxStore { await shared.close() }
+    }
+
+    /// A store failure as a person should read it (PostgreSQL's errors say little by themselves).
+    public static func describe(storeError error: any Error) -> String {
+        PostgresStoreError.describe(error)
+    }
+
+    /// A store with connections of its own to keep (PostgreSQL): a service started before the
+    /// engine and stopped after it.
+    public var storeService: (any Service)? { store as? PostgresOutboxStore }
 }
 
 /// What a reload changes, and how: sinks first, then the dispatcher, then the router, so a

@@ -32,11 +32,23 @@ public enum OutboxStoreContract {
         public var testDescription: String { rawValue }
     }
 
-    public typealias Factory = @Sendable (ManualClock) throws -> any OutboxStore
+    public typealias Factory = @Sendable (ManualClock) async throws -> any OutboxStore
 
-    public static func run(_ check: Case, make: Factory) async throws {
+    /// Runs one case against a store `make` opens; `close` is called with it afterwards, however
+    /// the case ended (stores with connections to close).
+    public static func run(_ check: Case, make: Factory, close: @Sendable (any OutboxStore) async -> Void = { _ in }) async throws {
         let clock = ManualClock()
-        let store = try make(clock)
+        let store = try await make(clock)
+        do {
+            try await run(check, store: store, clock: clock)
+        } catch {
+            await close(store)
+            throw error
+        }
+        await close(store)
+    }
+
+    private static func run(_ check: Case, store: any OutboxStore, clock: ManualClock) async throws {
         let t = Fixture(t0: clock.now())
         switch check {
         case .insertRoundTripsAndDedupes: try await insertRoundTripsAndDedupes(store, t)

@@ -79,7 +79,8 @@ struct Serve: AsyncParsableCommand {
         }
         let runtime: HeraldRuntime
         do {
-            runtime = try HeraldRuntime(config: config, logger: logger, configPath: options.path)
+            let store = try await HeraldRuntime.openStore(config, serving: true, logger: logger)
+            runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: options.path)
         } catch {
             printError("herald: \(error)")
             throw ExitCode(1)
@@ -101,6 +102,8 @@ struct Check: ParsableCommand {
     func run() throws {
         let config = try options.load()
         for warning in config.warnings { print("warning: \(warning)") }
+        print("storage: \(config.storage.shown)")
+        if case .postgres = config.storage { print("node id: \(config.server.effectiveNodeID)") }
         print("sinks:")
         for sink in config.sinks {
             let state = sink.disabledReason.map { "disabled: \($0)" } ?? "enabled"
@@ -211,16 +214,30 @@ struct Sign: ParsableCommand {
     }
 }
 
-/// Opens the configured store for the commands that read it while the server may be running.
-func openStore(_ config: HeraldConfig) throws -> any OutboxStore {
+/// Opens the configured store for the commands that read it while the server may be running,
+/// runs `body` with it, and closes it.
+func withStore<T>(_ config: HeraldConfig, _ body: (any OutboxStore) async throws -> T) async throws -> T {
     if case .memory = config.storage {
         printError("herald: storage is memory; only the running server can see its deliveries (use the admin API)")
         throw ExitCode(1)
     }
+    let store: any OutboxStore
     do {
-        return try HeraldRuntime.makeStore(config.storage)
+        store = try await HeraldRuntime.openStore(config, logger: Logger(label: "herald", factory: { _ in SwiftLogNoOpLogHandler() }))
     } catch {
         printError("herald: \(error)")
+        throw ExitCode(1)
+    }
+    do {
+        let result = try await body(store)
+        await HeraldRuntime.close(store)
+        return result
+    } catch let exit as ExitCode {
+        await HeraldRuntime.close(store)
+        throw exit
+    } catch {
+        await HeraldRuntime.close(store)
+        printError("herald: \(HeraldRuntime.describe(storeError: error))")
         throw ExitCode(1)
     }
 }
@@ -241,8 +258,7 @@ struct Deliveries: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let store = try openStore(config)
-        let list = try await store.deliveries(DeliveryFilter(state: state, sink: sink, limit: limit))
+        let list = try await withStore(config) { store in try await store.deliveries(DeliveryFilter(state: state, sink: sink, limit: limit)) }
         if list.isEmpty {
             print("no deliveries\(state.map { " in state \($0.rawValue)" } ?? "")")
             return
@@ -279,15 +295,17 @@ struct Retry: AsyncParsableCommand {
         if let token = config.server.adminToken, try await retryThroughServer(config, token: token) {
             return
         }
-        let store = try openStore(config)
-        if let delivery = try await store.retry(deliveryID: id, expiresIn: config.defaults.expireAfter) {
-            print("\(delivery.id) is pending again (sink \(delivery.sink)); a running Herald sends it within 10 seconds, a stopped one when it starts")
-        } else if try await store.delivery(id: id) != nil {
-            printError("herald: \(id) is neither failed nor expired")
-            throw ExitCode(1)
-        } else {
-            printError("herald: no delivery \(id)")
-            throw ExitCode(1)
+        let id = self.id
+        try await withStore(config) { store in
+            if let delivery = try await store.retry(deliveryID: id, expiresIn: config.defaults.expireAfter) {
+                print("\(delivery.id) is pending again (sink \(delivery.sink)); a running Herald sends it within 10 seconds, a stopped one when it starts")
+            } else if try await store.delivery(id: id) != nil {
+                printError("herald: \(id) is neither failed nor expired")
+                throw ExitCode(1)
+            } else {
+                printError("herald: no delivery \(id)")
+                throw ExitCode(1)
+            }
         }
     }
 

@@ -167,6 +167,13 @@ struct ConfigBuilder {
             server.adminToken = Secret(token)
         }
         if let grace = section.duration("shutdown_grace") { server.shutdownGrace = grace }
+        if let id = section.string("node_id") {
+            if id.isEmpty || id.count > 100 || id.contains(where: { $0.isWhitespace || $0.isNewline }) {
+                section.fail("node_id", "server.node_id must be 1–100 characters without spaces, like herald-a")
+            } else {
+                server.nodeID = id
+            }
+        }
         return server
     }
 
@@ -231,10 +238,14 @@ struct ConfigBuilder {
             return .sqlite(path: path)
         }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            reader.fail(node, "storage postgres://… is not supported yet; use sqlite:PATH")
-            return nil
+            switch PostgresStorage.parse(text) {
+            case .success(let url): return .postgres(url)
+            case .failure(let error):
+                reader.fail(node, "storage \(error.description)")
+                return nil
+            }
         }
-        reader.fail(node, "storage must be sqlite:PATH (like sqlite:data/herald.db) or memory")
+        reader.fail(node, "storage must be sqlite:PATH (like sqlite:data/herald.db), postgres://user:password@host:5432/db, or memory")
         return nil
     }
 

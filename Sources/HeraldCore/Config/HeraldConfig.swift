@@ -46,6 +46,15 @@ public struct ServerConfig: Sendable {
     public var trustForwardedHeaders: Bool = false
     /// Peers whose `X-Forwarded-For` is believed for client addresses (the per-client limit).
     public var trustedProxies: TrustedProxies = .loopback
+    /// This process's name in a shared outbox (`lease_owner`): stable across restarts, unique
+    /// among the processes sharing it. Default: the host name and the port.
+    public var nodeID: String?
+
+    /// `node_id`, or the host name and listening port.
+    public var effectiveNodeID: String {
+        if let nodeID { return nodeID }
+        return "\(ProcessInfo.processInfo.hostName):\(port)"
+    }
 
     public var isLoopback: Bool { Self.isLoopback(host: host) }
 
@@ -92,6 +101,17 @@ public enum StorageConfig: Sendable, Equatable {
     case memory
     /// A path relative to the working directory; folders are created.
     case sqlite(path: String)
+    /// A PostgreSQL database several Herald processes share.
+    case postgres(PostgresStorage)
+
+    /// What `herald check` and errors show: never a password.
+    public var shown: String {
+        switch self {
+        case .memory: "memory"
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let url): url.description
+        }
+    }
 }
 
 public struct DefaultsConfig: Sendable {

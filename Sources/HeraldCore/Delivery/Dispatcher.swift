@@ -158,7 +158,9 @@ public final class Dispatcher: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
-                    for await sink in wakeups { self.submit(.workStored(sinks: [sink])) }
+                    for await sink in wakeups {
+                        self.submit(sink == StoreWakeups.everySink ? .wakeAll : .workStored(sinks: [sink]))
+                    }
                 }
                 for await event in inputs {
                     let now = clock.now()

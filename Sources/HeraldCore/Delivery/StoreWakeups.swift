@@ -7,6 +7,10 @@ public final class StoreWakeups: Sendable {
     private let subscribers = Mutex<[Int: AsyncStream<String>.Continuation]>([:])
     private let nextID = Atomic<Int>(0)
 
+    /// Not a sink name (sink names are identifiers): every lane should look in the store (a
+    /// shared store's listener reconnected and may have missed announcements).
+    public static let everySink = "*"
+
     public init() {}
 
     public func subscribe() -> AsyncStream<String> {
