@@ -27,7 +27,7 @@ run: build
 # removed afterwards, whatever the tests did.
 test: deps
 	$(SWIFT) build --build-tests
-	@pg=$$(mktemp -d /tmp/herald-pg.XXXXXX); \
+	@pg=$$(mktemp -d /tmp/herald-pg.XXXXXX); chmod 755 $$pg; \
 	url=$$(scripts/test-postgres init $$pg/cluster) || { scripts/test-postgres destroy $$pg/cluster; exit 1; }; \
 	echo "PostgreSQL for the tests: $$url"; \
 	HERALD_TEST_POSTGRES=$$url HERALD_SOURCE_ROOT=$(CURDIR) $(SWIFT) test --skip-build; status=$$?; \

@@ -229,7 +229,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
     public func now() async throws -> Date {
         let s = time.statement()
         var seconds = 0.0
-        for try await value in try await client.query(s.query("SELECT \(s.seconds(s.now))"), logger: logger).decode(Double.self) { seconds = value }
+        for row in try await rows(s.query("SELECT \(s.seconds(s.now))")) { seconds = try row.decode(Double.self) }
         return s.instant(seconds)
     }
 
@@ -243,14 +243,14 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
         var s = time.statement()
-        let rows = deliveries.map { d in
+        let records = deliveries.map { d in
             DeliveryRow(id: d.id, sink: d.sink, state: d.state.rawValue, recipient: d.recipient, route: d.route, app: d.app,
                         last_error: d.lastError, receipt: d.receipt, attempts: d.attempts,
                         next_s: d.nextAttemptAt.timeIntervalSince(s.localNow), expires_s: d.expiresAt.timeIntervalSince(s.localNow),
                         created_s: d.createdAt.timeIntervalSince(s.localNow), updated_s: d.updatedAt.timeIntervalSince(s.localNow),
                         lease_s: d.state == .inFlight ? (d.leaseUntil ?? s.localNow).timeIntervalSince(s.localNow) : nil)
         }
-        let json = String(decoding: try JSONEncoder().encode(rows), as: UTF8.self)
+        let json = String(decoding: try JSONEncoder().encode(records), as: UTF8.self)
         let now = s.now
         let sql = """
             WITH e AS (
@@ -277,14 +277,14 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             SELECT (SELECT id FROM e) AS inserted, (SELECT count(*) FROM n) AS announced
             """
         var inserted: String?
-        for try await (id, _) in try await client.query(s.query(sql), logger: logger).decode((String?, Int64).self) { inserted = id }
+        for row in try await rows(s.query(sql)) { inserted = try row.decode((String?, Int64).self).0 }
         if inserted != nil { return .inserted }
         // Lost to an event with the same source id (another webhook, maybe in another process):
         // the unique key decided, and that event is the one to answer with.
         var existing: String?
         var q = time.statement()
         let lookup = "SELECT id FROM herald.events WHERE source = \(q.bind(event.source)) AND source_id = \(q.bind(event.sourceID))"
-        for try await id in try await client.query(q.query(lookup), logger: logger).decode(String.self) { existing = id }
+        for row in try await rows(q.query(lookup)) { existing = try row.decode(String.self) }
         guard let existing else { throw OutboxStoreError.corrupt("event \(event.id) was neither stored nor found as a duplicate") }
         return .duplicate(eventID: existing)
     }
@@ -322,7 +322,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             ) c ON true
             """
         var batch = ClaimBatch()
-        for try await row in try await client.query(s.query(sql), logger: logger) {
+        for row in try await rows(s.query(sql)) {
             let r = row.makeRandomAccess()
             batch.expired = try r["expired_ids"].decode([String]?.self) ?? []
             let next = try r["next_due_s"].decode(Double?.self)
@@ -410,7 +410,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             SELECT sink FROM n
             """
         var sinks = Set<String>()
-        for try await sink in try await client.query(s.query(sql), logger: logger).decode(String.self) { sinks.insert(sink) }
+        for row in try await rows(s.query(sql)) { sinks.insert(try row.decode(String.self)) }
         return sinks
     }
 
@@ -418,7 +418,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         var s = time.statement()
         let present = "SELECT DISTINCT sink FROM herald.deliveries WHERE state = 'pending' AND NOT (sink = ANY(\(s.bind(Array(sinks)))))"
         var outside: [String] = []
-        for try await sink in try await client.query(s.query(present), logger: logger).decode(String.self) { outside.append(sink) }
+        for row in try await rows(s.query(present)) { outside.append(try row.decode(String.self)) }
         var failed: [String: Int] = [:]
         for sink in outside {
             var u = time.statement()
@@ -446,7 +446,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             SELECT \(Self.deliveryColumns("r", s)), (SELECT count(*) FROM n) AS announced FROM r
             """
         var delivery: Delivery?
-        for try await row in try await client.query(s.query(sql), logger: logger) {
+        for row in try await rows(s.query(sql)) {
             delivery = try Self.delivery(row.makeRandomAccess(), s)
         }
         if let delivery { wakeupHub.notify(delivery.sink) }
@@ -484,7 +484,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         var s = time.statement()
         let idParam = s.bind(id)
         var event: Event?
-        for try await row in try await client.query(s.query("SELECT \(Self.eventColumns("e", s)) FROM herald.events e WHERE e.id = \(idParam)"), logger: logger) {
+        for row in try await rows(s.query("SELECT \(Self.eventColumns("e", s)) FROM herald.events e WHERE e.id = \(idParam)")) {
             event = try Self.event(row.makeRandomAccess(), s)
         }
         guard let event else { return nil }
@@ -495,8 +495,8 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             FROM herald.attempts a JOIN herald.deliveries d ON d.id = a.delivery_id WHERE d.event_id = \(idParam)
             ORDER BY a.started_at, a.number
             """
-        for try await (deliveryID, number, started, ms, outcome, detail) in try await client.query(s.query(sql), logger: logger)
-            .decode((String, Int32, Double, Double, String, String?).self) {
+        for row in try await rows(s.query(sql)) {
+            let (deliveryID, number, started, ms, outcome, detail) = try row.decode((String, Int32, Double, Double, String, String?).self)
             attempts.append(DeliveryAttempt(deliveryID: deliveryID, number: Int(number), startedAt: s.instant(started),
                                             duration: .milliseconds(saturating: ms), outcome: outcome, detail: detail))
         }
@@ -536,7 +536,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let sql = "SELECT \(Self.eventColumns("e", s)) FROM herald.events e \(whereClause) ORDER BY e.received_at DESC, e.id DESC LIMIT \(s.bind(filter.limit))"
         var events: [Event] = []
-        for try await row in try await client.query(s.query(sql), logger: logger) { events.append(try Self.event(row.makeRandomAccess(), s)) }
+        for row in try await rows(s.query(sql)) { events.append(try Self.event(row.makeRandomAccess(), s)) }
         guard !events.isEmpty else { return [] }
         var d = time.statement()
         let all = try await deliveryRows("WHERE d.event_id = ANY(\(d.bind(events.map(\.id)))) ORDER BY d.created_at, d.id", d)
@@ -552,24 +552,36 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public func pendingBySink() async throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        let rows = try await client.query("SELECT sink, count(*) FROM herald.deliveries WHERE state = 'pending' GROUP BY sink", logger: logger)
-        for try await (sink, n) in rows.decode((String, Int64).self) { counts[sink] = Int(n) }
+        for row in try await rows("SELECT sink, count(*) FROM herald.deliveries WHERE state = 'pending' GROUP BY sink") {
+            let (sink, n) = try row.decode((String, Int64).self)
+            counts[sink] = Int(n)
+        }
         return counts
     }
 
     // MARK: Rows
 
+    /// Runs one statement and reads all its rows (every result here is small). A failure becomes
+    /// a `PostgresStoreError`, which says what PostgreSQL said, never the values sent.
+    private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw PostgresStoreError(error)
+        }
+    }
+
     /// The first column of the first row, a count.
     private func count(_ query: PostgresQuery) async throws -> Int {
         var n: Int64 = 0
-        for try await row in try await client.query(query, logger: logger) { n = try row.makeRandomAccess()[0].decode(Int64.self) }
+        for row in try await rows(query) { n = try row.makeRandomAccess()[0].decode(Int64.self) }
         return Int(n)
     }
 
     private func deliveryRows(_ clause: String, _ s: SQLStatement) async throws -> [Delivery] {
         var list: [Delivery] = []
         let sql = "SELECT \(Self.deliveryColumns("d", s)) FROM herald.deliveries d \(clause)"
-        for try await row in try await client.query(s.query(sql), logger: logger) { list.append(try Self.delivery(row.makeRandomAccess(), s)) }
+        for row in try await rows(s.query(sql)) { list.append(try Self.delivery(row.makeRandomAccess(), s)) }
         return list
     }
 
@@ -620,7 +632,13 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
 /// What a PostgreSQL failure says, without the query's values: the server's message and SQLSTATE,
 /// or what went wrong with the connection.
-public enum PostgresStoreError {
+public struct PostgresStoreError: Error, CustomStringConvertible {
+    public let description: String
+
+    init(_ error: any Error) {
+        description = Self.describe(error)
+    }
+
     public static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
@@ -636,6 +654,7 @@ public enum PostgresStoreError {
             }
         }
         if let error = error as? PostgresOutboxStore.OpenError { return error.description }
+        if let error = error as? PostgresStoreError { return error.description }
         return "\(error)"
     }
 }

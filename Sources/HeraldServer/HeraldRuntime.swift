@@ -101,7 +101,7 @@ public struct HeraldRuntime: Sendable {
             return LaneSettings(
                 sink: sink.name, retry: settings?.retry ?? config.defaults.retry,
                 concurrency: settings?.concurrency ?? ConfigDefaults.sinkConcurrency, timeout: settings?.timeout ?? ConfigDefaults.sinkTimeout,
-                rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1
+                rateLimit: settings?.rateLimit, burst: settings?.burst ?? 1, minimumLease: config.defaults.lease
             )
         }
     }

@@ -255,6 +255,7 @@ struct ConfigBuilder {
         defer { section.finish() }
         if let value = section.positiveDuration("expire_after") { defaults.expireAfter = value }
         if let retry = section.section("retry") { defaults.retry = readRetry(retry, base: defaults.retry) }
+        if let value = section.positiveDuration("lease") { defaults.lease = value }
         return defaults
     }
 

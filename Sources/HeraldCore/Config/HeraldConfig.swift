@@ -117,6 +117,9 @@ public enum StorageConfig: Sendable, Equatable {
 public struct DefaultsConfig: Sendable {
     public var expireAfter: Duration
     public var retry: RetryPolicy
+    /// How long a claim lasts before another process may take the delivery over (at least each
+    /// sink's timeout plus 10 s, whatever is set here).
+    public var lease: Duration = LaneSettings.defaultLease
 }
 
 public struct SourcesConfig: Sendable {

@@ -10,9 +10,12 @@ public struct LaneSettings: Sendable, Equatable {
     /// Attempts per second (nil: as fast as the concurrency allows) and the burst above it.
     public var rateLimit: Double?
     public var burst: Int
+    /// The shortest claim (`defaults.lease`); a longer sink timeout lengthens it.
+    public var minimumLease: Duration
 
     public init(sink: String, retry: RetryPolicy = .default, concurrency: Int = 4, timeout: Duration = .seconds(10),
-                rateLimit: Double? = nil, burst: Int = 1) {
+                rateLimit: Double? = nil, burst: Int = 1, minimumLease: Duration = LaneSettings.defaultLease) {
+        self.minimumLease = minimumLease
         self.sink = sink
         self.retry = retry
         self.concurrency = max(1, concurrency)
@@ -25,8 +28,12 @@ public struct LaneSettings: Sendable, Equatable {
     /// write the result back before anyone else may take the delivery.
     public static let leaseMargin: Duration = .seconds(5)
 
-    /// How long a claim lasts: an attempt's timeout plus twice the margin, and at least 30 s.
-    public var lease: Duration { max(.seconds(30), timeout + Self.leaseMargin + Self.leaseMargin) }
+    public static let defaultLease: Duration = .seconds(30)
+
+    /// How long a claim lasts: an attempt's timeout plus twice the margin, and at least
+    /// `minimumLease` (30 s unless `defaults.lease` says otherwise). After a crash, this is how long
+    /// the deliveries the process had in flight wait for another process to take them over.
+    public var lease: Duration { max(minimumLease, timeout + Self.leaseMargin + Self.leaseMargin) }
 
     /// How much room a busy lane waits for before it claims from the store (its room is twice
     /// its concurrency).
