@@ -30,6 +30,8 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public let storage: PostgresStorage
     public let nodeID: String
+    /// How long one statement may take, waiting for a connection included.
+    let statementDeadline: Duration = .seconds(5)
     private let client: PostgresClient
     private let time: StoreTime
     private let logger: Logger
@@ -563,9 +565,25 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     /// Runs one statement and reads all its rows (every result here is small). A failure becomes
     /// a `PostgresStoreError`, which says what PostgreSQL said, never the values sent.
+    ///
+    /// While the database is unreachable the pool keeps every request waiting for a connection
+    /// (it has no deadline of its own): each statement gets `statementDeadline`, so a webhook is
+    /// answered 500 in time instead of hanging, and `/readyz` says why.
     private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        let client = client
+        let logger = logger
+        let deadline = statementDeadline
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await withThrowingTaskGroup(of: [PostgresRow].self) { group in
+                group.addTask { try await client.query(query, logger: logger).collect() }
+                group.addTask {
+                    try await Task.sleep(for: deadline)
+                    throw PostgresStoreError(description: "the database did not answer within \(deadline.shortDescription)")
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next() else { throw CancellationError() }
+                return first
+            }
         } catch {
             throw PostgresStoreError(error)
         }
@@ -637,6 +655,10 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
 
     init(_ error: any Error) {
         description = Self.describe(error)
+    }
+
+    init(description: String) {
+        self.description = description
     }
 
     public static func describe(_ error: any Error) -> String {

@@ -54,13 +54,17 @@ public enum TestPostgres {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: root + "/scripts/test-postgres")
         process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
+        // Output to a file, not a pipe: the server it starts could inherit the pipe and keep it
+        // open, and a reader would wait for an end of file that never comes.
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("herald-pg-\(UUID().uuidString).out")
+        _ = FileManager.default.createFile(atPath: outputPath.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outputPath) }
+        process.standardOutput = try FileHandle(forWritingTo: outputPath)
+        process.standardError = FileHandle.nullDevice
         try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw Failure(message: "scripts/test-postgres \(arguments[0]) failed") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: try Data(contentsOf: outputPath), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public struct Failure: Error, CustomStringConvertible {

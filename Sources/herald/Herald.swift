@@ -68,6 +68,9 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         CurlRuntime.initialize()
         let config = try options.load()
+        // Read before the first await: the parsed options are not touched across a suspension
+        // (the debug build crashed releasing them there).
+        let configPath = options.path
         for warning in config.warnings {
             logger.warning("\(warning)")
         }
@@ -80,7 +83,7 @@ struct Serve: AsyncParsableCommand {
         let runtime: HeraldRuntime
         do {
             let store = try await HeraldRuntime.openStore(config, serving: true, logger: logger)
-            runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: options.path)
+            runtime = try HeraldRuntime(config: config, store: store, logger: logger, configPath: configPath)
         } catch {
             printError("herald: \(error)")
             throw ExitCode(1)
