@@ -130,8 +130,10 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     // MARK: Schema
 
+    /// On a connection of its own (the pool's `run()` may not have started yet), released at the end.
     private func migrate() async throws {
-        try await client.withConnection { connection in
+        let connection = try await connect(application: "herald-migrate")
+        do {
             let logger = self.logger
             _ = try await connection.query("SELECT pg_advisory_lock(\(PostgresSchema.lockSpace), \(PostgresSchema.migrationLock))", logger: logger)
             do {
@@ -156,12 +158,14 @@ public final class PostgresOutboxStore: OutboxStore, Service {
                 throw error
             }
             _ = try await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.lockSpace), \(PostgresSchema.migrationLock))", logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
         }
+        try? await connection.close()
     }
 
-    // MARK: Listening
-
-    private func connectListener() async throws -> PostgresConnection {
+    private func connect(application: String) async throws -> PostgresConnection {
         var configuration: PostgresConnection.Configuration
         switch storage.endpoint {
         case .tcp(let host, let port):
@@ -177,8 +181,14 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             configuration = .init(unixSocketPath: path, username: storage.username, password: storage.password?.value, database: storage.database)
         }
         configuration.options.connectTimeout = .seconds(3)
-        configuration.options.additionalStartupParameters = [("application_name", "herald-listener")]
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        configuration.options.additionalStartupParameters = [("application_name", application)]
+        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+    }
+
+    // MARK: Listening
+
+    private func connectListener() async throws -> PostgresConnection {
+        let connection = try await connect(application: "herald-listener")
         listenerConnection.withLock { $0 = connection }
         return connection
     }
