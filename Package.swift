@@ -136,6 +136,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldSQLite",
+                "HeraldPostgres",
                 "HeraldTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -40,20 +40,22 @@ public enum TestPostgres {
     }
 
     /// A cluster of its own (for a test that stops and starts the database), in `folder`.
-    public static func startCluster(in folder: URL) throws -> String {
-        try script(["init", folder.path])
+    /// `durable`: fsync and synchronous commit on (the benchmark); tests leave them off.
+    public static func startCluster(in folder: URL, durable: Bool = false) throws -> String {
+        try script(["init", folder.path], durable: durable)
     }
 
     public static func stopCluster(in folder: URL) throws { _ = try script(["stop", folder.path]) }
     public static func restartCluster(in folder: URL) throws { _ = try script(["start", folder.path]) }
     public static func destroyCluster(in folder: URL) { _ = try? script(["destroy", folder.path]) }
 
-    private static func script(_ arguments: [String]) throws -> String {
+    private static func script(_ arguments: [String], durable: Bool = false) throws -> String {
         // The tests run from the package folder (swift test) or name it.
         let root = ProcessInfo.processInfo.environment["HERALD_SOURCE_ROOT"] ?? FileManager.default.currentDirectoryPath
         let process = Process()
         process.executableURL = URL(fileURLWithPath: root + "/scripts/test-postgres")
         process.arguments = arguments
+        if durable { process.environment = ProcessInfo.processInfo.environment.merging(["HERALD_PG_DURABLE": "1"]) { $1 } }
         // Output to a file, not a pipe: the server it starts could inherit the pipe and keep it
         // open, and a reader would wait for an end of file that never comes.
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("herald-pg-\(UUID().uuidString).out")

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import HeraldCore
+import HeraldPostgres
 import HeraldSQLite
 import HeraldTesting
 import Hummingbird
@@ -19,6 +20,8 @@ import Synchronization
 /// - `failing`: 20 % of answers are 500; open loop at 100 msg/s; failure → retry times;
 /// - `backlog`: 100,000 pending deliveries in the outbox at start-up; time to ready, memory,
 ///   and the drain once Herald runs.
+/// - `postgres`: the `fast` load through a PostgreSQL outbox (a throwaway cluster, fsync on), with
+///   one Herald process and then two sharing it; and what NOTIFY costs a webhook's statement.
 /// Every scenario checks that every accepted message reached every sink.
 @main
 struct HeraldBench: AsyncParsableCommand {
@@ -50,6 +53,9 @@ struct HeraldBench: AsyncParsableCommand {
 
     @Option(help: "Pending deliveries in the outbox for the backlog scenario.")
     var backlog = 100_000
+
+    @Option(help: "PostgreSQL scenario: a running server's URL to create the benchmark's database on (default: a throwaway cluster).")
+    var postgresServer: String?
 
     @Option(help: "Run herald with `taskset -c CPU` (empty: no pinning).")
     var heraldCPU = "0"
@@ -83,7 +89,8 @@ struct HeraldBench: AsyncParsableCommand {
             case "slow": incomplete = try await slow() || incomplete
             case "failing": incomplete = try await failing() || incomplete
             case "backlog": incomplete = try await backlogScenario() || incomplete
-            default: throw ValidationError("unknown scenario \(scenario): fast, slow, failing or backlog")
+            case "postgres": incomplete = try await postgresScenario() || incomplete
+            default: throw ValidationError("unknown scenario \(scenario): fast, slow, failing, backlog or postgres")
             }
         }
         if incomplete {
@@ -145,6 +152,86 @@ struct HeraldBench: AsyncParsableCommand {
 
     /// A sink that was down for hours: the outbox holds `backlog` pending deliveries to the http
     /// sink when Herald starts; its receiver is up again.
+    /// The `fast` load with the outbox on PostgreSQL: one process, then two on the same database
+    /// (each webhook to one of them in turn, both pinned like the single one); then the webhook
+    /// statement alone, with and without the NOTIFY that pending work costs.
+    func postgresScenario() async throws -> Bool {
+        let cluster = try HeraldUnderTest.makeFolder()
+        var server = postgresServer
+        if server == nil {
+            let folder = cluster.appendingPathComponent("pg")
+            server = try TestPostgres.startCluster(in: folder, durable: true)
+        }
+        defer { if postgresServer == nil { TestPostgres.destroyCluster(in: cluster.appendingPathComponent("pg")) } }
+        guard let server else { return true }
+        say("[postgres] PostgreSQL 15 on loopback, fsync on, synchronous_commit on (as durable as SQLite's synchronous=FULL)")
+        var incomplete = false
+        for processes in [1, 2] {
+            let database = try TestPostgres.createDatabase(on: server)
+            let receivers = try await Receivers.start(Behaviour())
+            let herald = try await HeraldUnderTest.start(self, receivers: receivers, storage: database, processes: processes)
+            let name = "[postgres ×\(processes)]"
+            say(String(format: "\(name) idle RSS: %.1f MB (all processes)", Double(herald.rss().current) / 1024))
+            var sent = 0
+            for rate in [100, 1000] {
+                let result = try await steady(rate: rate, herald: herald, receivers: receivers, first: sent)
+                sent += result.count
+                say("\(name) " + result.line(rate: rate, seconds: seconds, rss: herald.rss()))
+            }
+            let loop = try await closedLoop(herald: herald, receivers: receivers, first: sent)
+            say(String(format: "\(name) closed loop, %d in flight, %ds: %.0f msg/s accepted, %.0f msg/s delivered to all 3 sinks (%.0f deliveries/s claimed and completed, %.1f %% of accepted); lag p50 %.1f ms, p99 %.1f ms; Herald CPU %.3f ms per message; duplicates %d",
+                         concurrency, throughputSeconds, loop.accepted, loop.delivered, 3 * loop.delivered, 100 * loop.delivered / max(loop.accepted, 1),
+                         loop.lagP50, loop.lagP99, loop.cpuPerMessage, receivers.duplicateCount()))
+            let byWorker = try TestPostgres.psql(database, "SELECT string_agg(worker || ' ' || n, ', ' ORDER BY worker) FROM (SELECT worker, count(*) AS n FROM herald.attempts GROUP BY worker) w")
+            say("\(name) attempts per process: \(byWorker)")
+            incomplete = await complete("postgres ×\(processes)", receivers: receivers, accepted: herald.accepted) || incomplete
+            herald.stop()
+            await receivers.stop()
+        }
+        try await notifyCost(database: try TestPostgres.createDatabase(on: server))
+        return incomplete
+    }
+
+    /// The webhook's one statement (event + 3 deliveries), 16 writers at once for 5 s each way:
+    /// deliveries stored claimed (no NOTIFY) and stored pending (one NOTIFY per sink).
+    func notifyCost(database: String) async throws {
+        guard case .success(let storage) = PostgresStorage.parse(database) else { return }
+        let store = try await PostgresOutboxStore.open(storage, nodeID: "bench", serving: false, maxConnections: 16,
+                                                      logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+        for pending in [false, true] {
+            let next = Locked(0)
+            let times = Locked([Double]())
+            let deadline = ContinuousClock.now + .seconds(5)
+            let started = ContinuousClock.now
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        while ContinuousClock.now < deadline {
+                            let i = next.withLock { value -> Int in defer { value += 1 }; return value }
+                            let now = Date()
+                            let event = Event(id: "evt_n\(pending)_\(i)", source: "twilio", sourceID: "SMnotify\(pending)\(i)", from: "+15551234567", to: nil,
+                                              body: "Your code is 123456", otp: "123456", otpDomain: nil, app: nil, route: "all", receivedAt: now, media: [])
+                            let deliveries = ["slack", "sms", "hook"].map { sink in
+                                Delivery(id: "dlv_n\(pending)_\(i)_\(sink)", eventID: event.id, sink: sink, route: "all", app: nil,
+                                         state: pending ? .pending : .inFlight, attempts: pending ? 0 : 1, nextAttemptAt: now,
+                                         expiresAt: now.addingTimeInterval(600), leaseUntil: pending ? nil : now.addingTimeInterval(30), createdAt: now)
+                            }
+                            let start = ContinuousClock.now
+                            _ = try? await store.insert(event, deliveries: deliveries)
+                            let took = milliseconds(ContinuousClock.now - start)
+                            times.withLock { $0.append(took) }
+                        }
+                    }
+                }
+            }
+            let all = times.withLock { $0 }
+            let seconds = milliseconds(ContinuousClock.now - started) / 1000
+            say(String(format: "[postgres] webhook statement, 16 writers, deliveries stored %@: %.0f webhooks/s, p50 %.2f ms, p99 %.2f ms",
+                         pending ? "pending (NOTIFY per sink)" : "claimed (no NOTIFY)", Double(all.count) / seconds, percentile(all, 0.5), percentile(all, 0.99)))
+        }
+        await store.close()
+    }
+
     func backlogScenario() async throws -> Bool {
         let receivers = try await Receivers.start(Behaviour())
         let folder = try HeraldUnderTest.makeFolder()
@@ -323,15 +410,19 @@ struct HeraldBench: AsyncParsableCommand {
 
 /// A `herald serve` process with the benchmark's configuration, and a client for it.
 final class HeraldUnderTest: Sendable {
-    let process: Process
-    let client: Client
+    /// One process, or several sharing a PostgreSQL outbox (webhooks go to each in turn).
+    let processes: [Process]
+    let clients: [Client]
     let folder: URL
     /// Message ids Herald answered 200 for.
     let accepted = Locked(Set<Int>())
 
-    private init(process: Process, client: Client, folder: URL) {
-        self.process = process
-        self.client = client
+    var process: Process { processes[0] }
+    var client: Client { clients[0] }
+
+    private init(processes: [Process], clients: [Client], folder: URL) {
+        self.processes = processes
+        self.clients = clients
         self.folder = folder
     }
 
@@ -341,8 +432,23 @@ final class HeraldUnderTest: Sendable {
         return folder
     }
 
-    static func start(_ bench: HeraldBench, receivers: Receivers, folder given: URL? = nil, waitForReady: Bool = false) async throws -> HeraldUnderTest {
+    static func start(_ bench: HeraldBench, receivers: Receivers, folder given: URL? = nil, waitForReady: Bool = false,
+                      storage: String = "sqlite:herald.db", processes count: Int = 1) async throws -> HeraldUnderTest {
         let folder = try given ?? makeFolder()
+        var processes: [Process] = []
+        var clients: [Client] = []
+        for index in 0..<count {
+            let own = count == 1 ? folder : folder.appendingPathComponent("node-\(index)")
+            try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
+            let (process, client) = try await launch(bench, receivers: receivers, folder: own, storage: storage, nodeID: "bench-\(index)")
+            processes.append(process)
+            clients.append(client)
+        }
+        for client in clients { try await client.waitUntilUp(path: waitForReady ? "/readyz" : "/healthz") }
+        return HeraldUnderTest(processes: processes, clients: clients, folder: folder)
+    }
+
+    private static func launch(_ bench: HeraldBench, receivers: Receivers, folder: URL, storage: String, nodeID: String) async throws -> (Process, Client) {
         let port = try await freePort()
         let extra = bench.sinkConcurrency.map { ", concurrency: \($0)" } ?? ""
         let sinks = bench.sinkTypes == "http"
@@ -370,7 +476,8 @@ final class HeraldUnderTest: Sendable {
               listen: "127.0.0.1:\(port)"
               public_url: "http://bench.test"
               limits: { per_client: 1000000/s, per_client_burst: 1000000 }
-            storage: sqlite:herald.db
+              node_id: \(nodeID)
+            storage: \(storage)
             sources: { twilio: { auth_token: bench-token } }
             sinks:
             \(sinks)
@@ -397,33 +504,36 @@ final class HeraldUnderTest: Sendable {
             process.standardError = FileHandle.nullDevice
         }
         try process.run()
-        let client = Client(port: port)
-        try await client.waitUntilUp(path: waitForReady ? "/readyz" : "/healthz")
-        return HeraldUnderTest(process: process, client: client, folder: folder)
+        return (process, Client(port: port))
     }
 
     func send(_ id: Int) async throws -> Int {
-        let status = try await client.send(id)
+        let status = try await clients[id % clients.count].send(id)
         if status == 200 { _ = accepted.withLock { $0.insert(id) } }
         return status
     }
 
     /// User + system CPU time of the process so far.
+    /// User + system CPU time of the processes so far.
     func cpuSeconds() -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        processes.reduce(0) { total, process in
+            guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return total }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            return total + (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
     }
 
-    func rss() -> (current: Int, peak: Int) { residentKB(process.processIdentifier) }
+    func rss() -> (current: Int, peak: Int) {
+        processes.map { residentKB($0.processIdentifier) }.reduce((0, 0)) { ($0.0 + $1.current, $0.1 + $1.peak) }
+    }
 
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
-        Task { try? await client.http.shutdown() }
+        for process in processes { process.terminate() }
+        for process in processes { process.waitUntilExit() }
+        for client in clients { Task { try? await client.http.shutdown() } }
         try? FileManager.default.removeItem(at: folder)
     }
 }
