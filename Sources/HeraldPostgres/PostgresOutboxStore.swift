@@ -263,33 +263,9 @@ public final class PostgresOutboxStore: OutboxStore, Service {
                         lease_s: d.state == .inFlight ? (d.leaseUntil ?? s.localNow).timeIntervalSince(s.localNow) : nil)
         }
         let json = String(decoding: try JSONEncoder().encode(records), as: UTF8.self)
-        let now = s.now
-        let sql = """
-            WITH e AS (
-                INSERT INTO herald.events (id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route, received_at, media)
-                VALUES (\(s.bind(event.id)), \(s.bind(event.source)), \(s.bind(event.sourceID)), \(s.bind(event.from)), \(s.bind(event.to)),
-                        \(s.bind(event.body)), \(s.bind(event.otp)), \(s.bind(event.otpDomain)), \(s.bind(event.app)), \(s.bind(event.route)),
-                        \(s.at(event.receivedAt)), \(s.bind(event.media)))
-                ON CONFLICT (source, source_id) DO NOTHING
-                RETURNING id
-            ), d AS (
-                INSERT INTO herald.deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
-                                               lease_owner, lease_expires_at, last_error, receipt, created_at, updated_at)
-                SELECT t.id, e.id, t.sink, t.recipient, t.route, t.app, t.state, t.attempts,
-                       \(now) + make_interval(secs => t.next_s), \(now) + make_interval(secs => t.expires_s),
-                       CASE WHEN t.state = 'in_flight' THEN \(s.bind(nodeID)) END,
-                       CASE WHEN t.state = 'in_flight' THEN \(now) + make_interval(secs => coalesce(t.lease_s, 0)) END,
-                       t.last_error, t.receipt, \(now) + make_interval(secs => t.created_s), \(now) + make_interval(secs => t.updated_s)
-                FROM e, jsonb_to_recordset(\(s.bind(json))::jsonb) AS t(id text, sink text, state text, recipient text, route text, app text,
-                     last_error text, receipt text, attempts int, next_s float8, expires_s float8, created_s float8, updated_s float8, lease_s float8)
-                RETURNING sink, state
-            ), n AS MATERIALIZED (
-                SELECT pg_notify('\(Self.channel)', p.sink) FROM (SELECT DISTINCT sink FROM d WHERE state = 'pending') p
-            )
-            SELECT (SELECT id FROM e) AS inserted, (SELECT count(*) FROM n) AS announced
-            """
+        let sql = Self.insertSQL(&s, event, json: json, nodeID: nodeID)
         var inserted: String?
-        for row in try await rows(s.query(sql)) { inserted = try row.decode((String?, Int64).self).0 }
+        for row in try await rows(Prepared<InsertKind>.self, s, sql) { inserted = try row.decode((String?, Int64).self).0 }
         if inserted != nil { return .inserted }
         // Lost to an event with the same source id (another webhook, maybe in another process):
         // the unique key decided, and that event is the one to answer with.
@@ -303,38 +279,9 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch {
         var s = time.statement()
-        let now = s.now
-        let sinkParam = s.bind(sink)
-        let sql = """
-            WITH exp AS (
-                UPDATE herald.deliveries SET state = 'expired', updated_at = \(now),
-                       last_error = coalesce(last_error, 'expired before it could be sent')
-                WHERE id IN (SELECT id FROM herald.deliveries WHERE sink = \(sinkParam) AND state = 'pending'
-                             AND next_attempt_at <= \(now) AND expires_at <= \(now) FOR UPDATE SKIP LOCKED)
-                RETURNING id
-            ), due AS MATERIALIZED (
-                SELECT id FROM herald.deliveries
-                WHERE sink = \(sinkParam) AND state = 'pending' AND next_attempt_at <= \(now) AND expires_at > \(now)
-                ORDER BY next_attempt_at, id LIMIT \(s.bind(max(0, limit)))
-                FOR UPDATE SKIP LOCKED
-            ), cl AS (
-                UPDATE herald.deliveries d SET state = 'in_flight', attempts = d.attempts + 1, lease_owner = \(s.bind(nodeID)),
-                       lease_expires_at = \(s.after(leaseFor)), updated_at = \(now)
-                FROM due WHERE d.id = due.id
-                RETURNING d.*
-            )
-            SELECT (SELECT array_agg(id) FROM exp) AS expired_ids,
-                   (SELECT \(s.seconds("min(p.next_attempt_at)")) FROM herald.deliveries p
-                    WHERE p.sink = \(sinkParam) AND p.state = 'pending'
-                      AND p.id NOT IN (SELECT id FROM due) AND p.id NOT IN (SELECT id FROM exp)) AS next_due_s,
-                   c.*
-            FROM (SELECT 1) one LEFT JOIN (
-                SELECT \(Self.deliveryColumns("cl", s)), \(Self.eventColumns("e", s))
-                FROM cl JOIN herald.events e ON e.id = cl.event_id
-            ) c ON true
-            """
+        let sql = Self.claimSQL(&s, sink: sink, limit: limit, leaseFor: leaseFor, nodeID: nodeID)
         var batch = ClaimBatch()
-        for row in try await rows(s.query(sql)) {
+        for row in try await rows(Prepared<ClaimKind>.self, s, sql) {
             let r = row.makeRandomAccess()
             batch.expired = try r["expired_ids"].decode([String]?.self) ?? []
             let next = try r["next_due_s"].decode(Double?.self)
@@ -348,29 +295,10 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {
         var s = time.statement()
-        let now = s.now
-        let id = s.bind(attempt.deliveryID)
-        let number = s.bind(attempt.number)
-        let retry = result.retryIn.map { s.after($0) } ?? "next_attempt_at"
-        let sql = """
-            WITH u AS (
-                UPDATE herald.deliveries SET state = \(s.bind(result.next.rawValue)), lease_owner = NULL, lease_expires_at = NULL,
-                       updated_at = \(now), last_error = coalesce(\(s.bind(result.error)), last_error),
-                       next_attempt_at = \(retry), receipt = coalesce(\(s.bind(result.receipt)), receipt)
-                WHERE id = \(id) AND state = 'in_flight' AND attempts = \(number)
-                RETURNING id
-            ), a AS (
-                INSERT INTO herald.attempts (delivery_id, number, worker, started_at, duration_ms, outcome, detail)
-                SELECT u.id, \(number), \(s.bind(nodeID)), \(s.at(attempt.startedAt)), \(s.bind(attempt.duration.seconds * 1000)),
-                       \(s.bind(attempt.outcome)), \(s.bind(attempt.detail))
-                FROM u
-                ON CONFLICT (delivery_id, number) DO UPDATE SET worker = excluded.worker, started_at = excluded.started_at,
-                    duration_ms = excluded.duration_ms, outcome = excluded.outcome, detail = excluded.detail
-                RETURNING 1
-            )
-            SELECT count(*) FROM u
-            """
-        return try await count(s.query(sql)) == 1
+        let sql = Self.completeSQL(&s, attempt, result: result, nodeID: nodeID)
+        var applied: Int64 = 0
+        for row in try await rows(Prepared<CompleteKind>.self, s, sql) { applied = try row.decode(Int64.self) }
+        return applied == 1
     }
 
     public func release(_ delivery: Delivery) async throws -> Bool {
@@ -573,6 +501,110 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     // MARK: Rows
 
+    // The three statements of every message (its webhook and each delivery's claim and result)
+    // are prepared once per connection: PostgreSQL plans them once instead of at every call. Their
+    // text depends only on the code path (never on a value, and "now" is always `$1`), so it is
+    // built once from placeholders.
+
+    static func insertSQL(_ s: inout SQLStatement, _ event: Event, json: String, nodeID: String) -> String {
+        let now = s.now
+        return """
+            WITH e AS (
+                INSERT INTO herald.events (id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route, received_at, media)
+                VALUES (\(s.bind(event.id)), \(s.bind(event.source)), \(s.bind(event.sourceID)), \(s.bind(event.from)), \(s.bind(event.to)),
+                        \(s.bind(event.body)), \(s.bind(event.otp)), \(s.bind(event.otpDomain)), \(s.bind(event.app)), \(s.bind(event.route)),
+                        \(s.at(event.receivedAt)), \(s.bind(event.media)))
+                ON CONFLICT (source, source_id) DO NOTHING
+                RETURNING id
+            ), d AS (
+                INSERT INTO herald.deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
+                                               lease_owner, lease_expires_at, last_error, receipt, created_at, updated_at)
+                SELECT t.id, e.id, t.sink, t.recipient, t.route, t.app, t.state, t.attempts,
+                       \(now) + make_interval(secs => t.next_s), \(now) + make_interval(secs => t.expires_s),
+                       CASE WHEN t.state = 'in_flight' THEN \(s.bind(nodeID)) END,
+                       CASE WHEN t.state = 'in_flight' THEN \(now) + make_interval(secs => coalesce(t.lease_s, 0)) END,
+                       t.last_error, t.receipt, \(now) + make_interval(secs => t.created_s), \(now) + make_interval(secs => t.updated_s)
+                FROM e, jsonb_to_recordset(\(s.bind(json))::jsonb) AS t(id text, sink text, state text, recipient text, route text, app text,
+                     last_error text, receipt text, attempts int, next_s float8, expires_s float8, created_s float8, updated_s float8, lease_s float8)
+                RETURNING sink, state
+            ), n AS MATERIALIZED (
+                SELECT pg_notify('\(Self.channel)', p.sink) FROM (SELECT DISTINCT sink FROM d WHERE state = 'pending') p
+            )
+            SELECT (SELECT id FROM e) AS inserted, (SELECT count(*) FROM n) AS announced
+            """
+    }
+
+    static func claimSQL(_ s: inout SQLStatement, sink: String, limit: Int, leaseFor: Duration, nodeID: String) -> String {
+        let now = s.now
+        let sinkParam = s.bind(sink)
+        return """
+            WITH exp AS (
+                UPDATE herald.deliveries SET state = 'expired', updated_at = \(now),
+                       last_error = coalesce(last_error, 'expired before it could be sent')
+                WHERE id IN (SELECT id FROM herald.deliveries WHERE sink = \(sinkParam) AND state = 'pending'
+                             AND next_attempt_at <= \(now) AND expires_at <= \(now) FOR UPDATE SKIP LOCKED)
+                RETURNING id
+            ), due AS MATERIALIZED (
+                SELECT id FROM herald.deliveries
+                WHERE sink = \(sinkParam) AND state = 'pending' AND next_attempt_at <= \(now) AND expires_at > \(now)
+                ORDER BY next_attempt_at, id LIMIT \(s.bind(max(0, limit)))
+                FOR UPDATE SKIP LOCKED
+            ), cl AS (
+                UPDATE herald.deliveries d SET state = 'in_flight', attempts = d.attempts + 1, lease_owner = \(s.bind(nodeID)),
+                       lease_expires_at = \(s.after(leaseFor)), updated_at = \(now)
+                FROM due WHERE d.id = due.id
+                RETURNING d.*
+            )
+            SELECT (SELECT array_agg(id) FROM exp) AS expired_ids,
+                   (SELECT \(s.seconds("min(p.next_attempt_at)")) FROM herald.deliveries p
+                    WHERE p.sink = \(sinkParam) AND p.state = 'pending'
+                      AND p.id NOT IN (SELECT id FROM due) AND p.id NOT IN (SELECT id FROM exp)) AS next_due_s,
+                   c.*
+            FROM (SELECT 1) one LEFT JOIN (
+                SELECT \(Self.deliveryColumns("cl", s)), \(Self.eventColumns("e", s))
+                FROM cl JOIN herald.events e ON e.id = cl.event_id
+            ) c ON true
+            """
+    }
+
+    static func completeSQL(_ s: inout SQLStatement, _ attempt: DeliveryAttempt, result: DeliveryResult, nodeID: String) -> String {
+        let now = s.now
+        let id = s.bind(attempt.deliveryID)
+        let number = s.bind(attempt.number)
+        let retryIn = s.bind(result.retryIn?.seconds)
+        let retry = "CASE WHEN \(retryIn) IS NULL THEN next_attempt_at ELSE \(now) + make_interval(secs => \(retryIn)) END"
+        return """
+            WITH u AS (
+                UPDATE herald.deliveries SET state = \(s.bind(result.next.rawValue)), lease_owner = NULL, lease_expires_at = NULL,
+                       updated_at = \(now), last_error = coalesce(\(s.bind(result.error)), last_error),
+                       next_attempt_at = \(retry), receipt = coalesce(\(s.bind(result.receipt)), receipt)
+                WHERE id = \(id) AND state = 'in_flight' AND attempts = \(number)
+                RETURNING id
+            ), a AS (
+                INSERT INTO herald.attempts (delivery_id, number, worker, started_at, duration_ms, outcome, detail)
+                SELECT u.id, \(number), \(s.bind(nodeID)), \(s.at(attempt.startedAt)), \(s.bind(attempt.duration.seconds * 1000)),
+                       \(s.bind(attempt.outcome)), \(s.bind(attempt.detail))
+                FROM u
+                ON CONFLICT (delivery_id, number) DO UPDATE SET worker = excluded.worker, started_at = excluded.started_at,
+                    duration_ms = excluded.duration_ms, outcome = excluded.outcome, detail = excluded.detail
+                RETURNING 1
+            )
+            SELECT count(*) FROM u
+            """
+    }
+
+    /// Runs one of the prepared statements; `sql` must be its text (it is, by construction).
+    private func rows<Kind: PreparedKind>(_ kind: Prepared<Kind>.Type, _ s: SQLStatement, _ sql: String) async throws -> [PostgresRow] {
+        assert(sql == Kind.sql, "the text of \(Kind.self) changed with its values")
+        let statement = Prepared<Kind>(binds: s.binds)
+        return try await withDeadline { client, logger in
+            var rows: [PostgresRow] = []
+            for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
+            return rows
+        }
+    }
+
+
     /// Runs one statement and reads all its rows (every result here is small). A failure becomes
     /// a `PostgresStoreError`, which says what PostgreSQL said, never the values sent.
     ///
@@ -580,12 +612,16 @@ public final class PostgresOutboxStore: OutboxStore, Service {
     /// (it has no deadline of its own): each statement gets `statementDeadline`, so a webhook is
     /// answered 500 in time instead of hanging, and `/readyz` says why.
     private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await withDeadline { client, logger in try await client.query(query, logger: logger).collect() }
+    }
+
+    private func withDeadline(_ body: @escaping @Sendable (PostgresClient, Logger) async throws -> [PostgresRow]) async throws -> [PostgresRow] {
         let client = client
         let logger = logger
         let deadline = statementDeadline
         do {
             return try await withThrowingTaskGroup(of: [PostgresRow].self) { group in
-                group.addTask { try await client.query(query, logger: logger).collect() }
+                group.addTask { try await body(client, logger) }
                 group.addTask {
                     try await Task.sleep(for: deadline)
                     throw PostgresStoreError(description: "the database did not answer within \(deadline.shortDescription)")
@@ -689,4 +725,41 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
         if let error = error as? PostgresStoreError { return error.description }
         return "\(error)"
     }
+}
+
+/// A statement of the hot path, prepared once per connection (see `PreparedKind`).
+protocol PreparedKind: SendableMetatype {
+    static var sql: String { get }
+}
+
+struct Prepared<Kind: PreparedKind>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var sql: String { Kind.sql }
+    let binds: PostgresBindings
+    func makeBindings() throws -> PostgresBindings { binds }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+/// Each text built once from placeholder values: the same code path gives the same text.
+enum InsertKind: PreparedKind {
+    static let sql: String = {
+        var s = SQLStatement(fixed: nil, localNow: Date())
+        let event = Event(id: "", source: "", sourceID: nil, from: "", to: nil, body: "", otp: nil, otpDomain: nil, app: nil, route: nil, receivedAt: Date(), media: [])
+        return PostgresOutboxStore.insertSQL(&s, event, json: "[]", nodeID: "")
+    }()
+}
+
+enum ClaimKind: PreparedKind {
+    static let sql: String = {
+        var s = SQLStatement(fixed: nil, localNow: Date())
+        return PostgresOutboxStore.claimSQL(&s, sink: "", limit: 0, leaseFor: .zero, nodeID: "")
+    }()
+}
+
+enum CompleteKind: PreparedKind {
+    static let sql: String = {
+        var s = SQLStatement(fixed: nil, localNow: Date())
+        let attempt = DeliveryAttempt(deliveryID: "", number: 0, startedAt: Date(), duration: .zero, outcome: "", detail: nil)
+        return PostgresOutboxStore.completeSQL(&s, attempt, result: DeliveryResult(next: .delivered), nodeID: "")
+    }()
 }

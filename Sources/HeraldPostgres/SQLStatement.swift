@@ -19,23 +19,20 @@ struct StoreTime: Sendable {
 }
 
 /// SQL text with its bind parameters, built in order: `bind` appends a parameter and returns its
-/// `$n`, `now` is the store's clock, `at` an instant as the database's time. Every parameter is
+/// `$n`, `now` is the store's clock (`$1`), `at` an instant as the database's time. Every parameter is
 /// cast in the text, so the same SQL types whatever the driver sends.
 struct SQLStatement {
     private(set) var binds = PostgresBindings()
-    /// `now()`, or `$1` holding the fixed clock's time.
-    let now: String
+    /// Always `$1`: the Unix epoch stands for the database's `now()`, any other time is the fixed
+    /// clock's (tests). So the text is the same either way, and tests run the statements production
+    /// runs. (A typed value rather than NULL: a statement that never reads `now` still types `$1`.)
+    let now = "coalesce(nullif($1::timestamptz, 'epoch'), now())"
     /// The local clock when the statement was built: instants are converted against it.
     let localNow: Date
 
     init(fixed: Date?, localNow: Date) {
         self.localNow = localNow
-        if let fixed {
-            binds.append(fixed)
-            now = "$1::timestamptz"
-        } else {
-            now = "now()"
-        }
+        binds.append(fixed ?? Date(timeIntervalSince1970: 0))
     }
 
     mutating func bind(_ value: String) -> String { binds.append(value); return "$\(binds.count)::text" }

@@ -170,7 +170,7 @@ struct PostgresSharedStoreTests {
         #expect(await eventually(timeout: .seconds(5)) { heard.sinks.contains("audit") })
         #expect(!heard.sinks.contains("claimed-sink"), "a delivery stored claimed is not announced")
 
-        _ = try TestPostgres.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'herald-listener'")
+        _ = try TestPostgres.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'herald-listener' AND datname = current_database()")
         #expect(await eventually(timeout: .seconds(10)) { heard.sinks.contains(StoreWakeups.everySink) }, "after reconnecting, every lane looks")
         _ = try await writer.insert(t.event("evt_2"), deliveries: [t.delivery("dlv_2", event: "evt_2", sink: "after-reconnect")])
         #expect(await eventually(timeout: .seconds(5)) { heard.sinks.contains("after-reconnect") })
