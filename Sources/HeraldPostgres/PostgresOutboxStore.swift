@@ -39,6 +39,16 @@ public final class PostgresOutboxStore: OutboxStore, Service {
     private let tasks = Mutex<[Task<Void, Never>]>([])
     /// The listener's connection, for `close()` (and tests that cut it).
     private let listenerConnection = Mutex<PostgresConnection?>(nil)
+    private let completionBatcher = Mutex<Batcher<CompletionRow, Bool>?>(nil)
+    private var completions: Batcher<CompletionRow, Bool> {
+        if let batcher = completionBatcher.withLock({ $0 }) { return batcher }
+        return completionBatcher.withLock { current in
+            if let current { return current }
+            let batcher = Batcher<CompletionRow, Bool> { [unowned self] rows in try await self.writeCompletions(rows) }
+            current = batcher
+            return batcher
+        }
+    }
 
     private init(storage: PostgresStorage, nodeID: String, client: PostgresClient, time: StoreTime, logger: Logger) {
         self.storage = storage
@@ -293,12 +303,24 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         return batch
     }
 
+    /// Results written together: attempts that end while a batch is being written go in the next
+    /// one (one statement, one commit), each still fenced by its own attempt number.
     public func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {
+        let localNow = time.local.now()
+        let row = CompletionRow(id: attempt.deliveryID, number: attempt.number, state: result.next.rawValue, error: result.error,
+                                receipt: result.receipt, detail: attempt.detail, retry_s: result.retryIn?.seconds,
+                                started_s: attempt.startedAt.timeIntervalSince(localNow), duration_ms: attempt.duration.seconds * 1000,
+                                outcome: attempt.outcome)
+        return try await completions.submit(row)
+    }
+
+    private func writeCompletions(_ rows: [CompletionRow]) async throws -> [Bool] {
         var s = time.statement()
-        let sql = Self.completeSQL(&s, attempt, result: result, nodeID: nodeID)
-        var applied: Int64 = 0
-        for row in try await rows(Prepared<CompleteKind>.self, s, sql) { applied = try row.decode(Int64.self) }
-        return applied == 1
+        let json = String(decoding: try JSONEncoder().encode(rows), as: UTF8.self)
+        let sql = Self.completeSQL(&s, json: json, nodeID: nodeID)
+        var applied = Set<String>()
+        for row in try await self.rows(Prepared<CompleteKind>.self, s, sql) { applied.insert(try row.decode(String.self)) }
+        return rows.map { applied.contains($0.id) }
     }
 
     public func release(_ delivery: Delivery) async throws -> Bool {
@@ -567,29 +589,39 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             """
     }
 
-    static func completeSQL(_ s: inout SQLStatement, _ attempt: DeliveryAttempt, result: DeliveryResult, nodeID: String) -> String {
+    struct CompletionRow: Encodable, Sendable {
+        var id: String
+        var number: Int
+        var state: String
+        var error, receipt, detail: String?
+        var retry_s: Double?
+        var started_s, duration_ms: Double
+        var outcome: String
+    }
+
+    /// Results of attempts, several at once (`completions`); returns the ids whose claim held.
+    static func completeSQL(_ s: inout SQLStatement, json: String, nodeID: String) -> String {
         let now = s.now
-        let id = s.bind(attempt.deliveryID)
-        let number = s.bind(attempt.number)
-        let retryIn = s.bind(result.retryIn?.seconds)
-        let retry = "CASE WHEN \(retryIn) IS NULL THEN next_attempt_at ELSE \(now) + make_interval(secs => \(retryIn)) END"
         return """
-            WITH u AS (
-                UPDATE herald.deliveries SET state = \(s.bind(result.next.rawValue)), lease_owner = NULL, lease_expires_at = NULL,
-                       updated_at = \(now), last_error = coalesce(\(s.bind(result.error)), last_error),
-                       next_attempt_at = \(retry), receipt = coalesce(\(s.bind(result.receipt)), receipt)
-                WHERE id = \(id) AND state = 'in_flight' AND attempts = \(number)
-                RETURNING id
+            WITH t AS MATERIALIZED (
+                SELECT * FROM jsonb_to_recordset(\(s.bind(json))::jsonb) AS t(id text, number int, state text, error text, receipt text,
+                     detail text, retry_s float8, started_s float8, duration_ms float8, outcome text)
+            ), u AS (
+                UPDATE herald.deliveries d SET state = t.state, lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now),
+                       last_error = coalesce(t.error, d.last_error),
+                       next_attempt_at = CASE WHEN t.retry_s IS NULL THEN d.next_attempt_at ELSE \(now) + make_interval(secs => t.retry_s) END,
+                       receipt = coalesce(t.receipt, d.receipt)
+                FROM t WHERE d.id = t.id AND d.state = 'in_flight' AND d.attempts = t.number
+                RETURNING d.id
             ), a AS (
                 INSERT INTO herald.attempts (delivery_id, number, worker, started_at, duration_ms, outcome, detail)
-                SELECT u.id, \(number), \(s.bind(nodeID)), \(s.at(attempt.startedAt)), \(s.bind(attempt.duration.seconds * 1000)),
-                       \(s.bind(attempt.outcome)), \(s.bind(attempt.detail))
-                FROM u
+                SELECT t.id, t.number, \(s.bind(nodeID)), \(now) + make_interval(secs => t.started_s), t.duration_ms, t.outcome, t.detail
+                FROM t JOIN u ON u.id = t.id
                 ON CONFLICT (delivery_id, number) DO UPDATE SET worker = excluded.worker, started_at = excluded.started_at,
                     duration_ms = excluded.duration_ms, outcome = excluded.outcome, detail = excluded.detail
                 RETURNING 1
             )
-            SELECT count(*) FROM u
+            SELECT id FROM u
             """
     }
 
@@ -759,7 +791,6 @@ enum ClaimKind: PreparedKind {
 enum CompleteKind: PreparedKind {
     static let sql: String = {
         var s = SQLStatement(fixed: nil, localNow: Date())
-        let attempt = DeliveryAttempt(deliveryID: "", number: 0, startedAt: Date(), duration: .zero, outcome: "", detail: nil)
-        return PostgresOutboxStore.completeSQL(&s, attempt, result: DeliveryResult(next: .delivered), nodeID: "")
+        return PostgresOutboxStore.completeSQL(&s, json: "[]", nodeID: "")
     }()
 }
