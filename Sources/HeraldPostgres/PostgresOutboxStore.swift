@@ -40,9 +40,17 @@ public final class PostgresOutboxStore: OutboxStore, Service {
     /// The listener's connection, for `close()` (and tests that cut it).
     private let listenerConnection = Mutex<PostgresConnection?>(nil)
     private let completionBatcher = Mutex<Batcher<CompletionRow, Bool>?>(nil)
+    private let insertBatcher = Mutex<Batcher<EventRow, Bool>?>(nil)
+    private var inserts: Batcher<EventRow, Bool> {
+        insertBatcher.withLock { current in
+            if let current { return current }
+            let batcher = Batcher<EventRow, Bool> { [unowned self] rows in try await self.writeEvents(rows) }
+            current = batcher
+            return batcher
+        }
+    }
     private var completions: Batcher<CompletionRow, Bool> {
-        if let batcher = completionBatcher.withLock({ $0 }) { return batcher }
-        return completionBatcher.withLock { current in
+        completionBatcher.withLock { current in
             if let current { return current }
             let batcher = Batcher<CompletionRow, Bool> { [unowned self] rows in try await self.writeCompletions(rows) }
             current = batcher
@@ -255,7 +263,20 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         return s.instant(seconds)
     }
 
-    private struct DeliveryRow: Encodable {
+    struct EventRow: Encodable, Sendable {
+        var id: String
+        var source: String
+        var source_id: String?
+        var from_address: String
+        var to_address: String?
+        var body: String
+        var otp, otp_domain, app, route: String?
+        var received_s: Double
+        var media: [String]
+        var deliveries: [DeliveryRow]
+    }
+
+    struct DeliveryRow: Encodable, Sendable {
         var id, sink, state: String
         var recipient, route, app, last_error, receipt: String?
         var attempts: Int
@@ -263,28 +284,40 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         var lease_s: Double?
     }
 
+    /// Webhooks stored together: those that arrive while a batch is being written go in the next
+    /// one (one statement, one commit). Each caller is answered once its batch committed.
     public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
-        var s = time.statement()
-        let records = deliveries.map { d in
-            DeliveryRow(id: d.id, sink: d.sink, state: d.state.rawValue, recipient: d.recipient, route: d.route, app: d.app,
-                        last_error: d.lastError, receipt: d.receipt, attempts: d.attempts,
-                        next_s: d.nextAttemptAt.timeIntervalSince(s.localNow), expires_s: d.expiresAt.timeIntervalSince(s.localNow),
-                        created_s: d.createdAt.timeIntervalSince(s.localNow), updated_s: d.updatedAt.timeIntervalSince(s.localNow),
-                        lease_s: d.state == .inFlight ? (d.leaseUntil ?? s.localNow).timeIntervalSince(s.localNow) : nil)
-        }
-        let json = String(decoding: try JSONEncoder().encode(records), as: UTF8.self)
-        let sql = Self.insertSQL(&s, event, json: json, nodeID: nodeID)
-        var inserted: String?
-        for row in try await rows(Prepared<InsertKind>.self, s, sql) { inserted = try row.decode((String?, Int64).self).0 }
-        if inserted != nil { return .inserted }
-        // Lost to an event with the same source id (another webhook, maybe in another process):
-        // the unique key decided, and that event is the one to answer with.
+        let localNow = time.local.now()
+        let row = EventRow(
+            id: event.id, source: event.source, source_id: event.sourceID, from_address: event.from, to_address: event.to, body: event.body,
+            otp: event.otp, otp_domain: event.otpDomain, app: event.app, route: event.route,
+            received_s: event.receivedAt.timeIntervalSince(localNow), media: event.media,
+            deliveries: deliveries.map { d in
+                DeliveryRow(id: d.id, sink: d.sink, state: d.state.rawValue, recipient: d.recipient, route: d.route, app: d.app,
+                            last_error: d.lastError, receipt: d.receipt, attempts: d.attempts,
+                            next_s: d.nextAttemptAt.timeIntervalSince(localNow), expires_s: d.expiresAt.timeIntervalSince(localNow),
+                            created_s: d.createdAt.timeIntervalSince(localNow), updated_s: d.updatedAt.timeIntervalSince(localNow),
+                            lease_s: d.state == .inFlight ? (d.leaseUntil ?? localNow).timeIntervalSince(localNow) : nil)
+            })
+        if try await inserts.submit(row) { return .inserted }
+        // Lost to an event with the same source id (another webhook, maybe in another process, or
+        // in the same batch): the unique key decided, and that event is the one to answer with.
         var existing: String?
         var q = time.statement()
         let lookup = "SELECT id FROM herald.events WHERE source = \(q.bind(event.source)) AND source_id = \(q.bind(event.sourceID))"
         for row in try await rows(q.query(lookup)) { existing = try row.decode(String.self) }
         guard let existing else { throw OutboxStoreError.corrupt("event \(event.id) was neither stored nor found as a duplicate") }
         return .duplicate(eventID: existing)
+    }
+
+    /// Returns, per event, whether it was stored (false: its source id was taken).
+    private func writeEvents(_ events: [EventRow]) async throws -> [Bool] {
+        var s = time.statement()
+        let json = String(decoding: try JSONEncoder().encode(events), as: UTF8.self)
+        let sql = Self.insertSQL(&s, json: json, nodeID: nodeID)
+        var stored = Set<String>()
+        for row in try await self.rows(Prepared<InsertKind>.self, s, sql) { stored.insert(try row.decode(String.self)) }
+        return events.map { stored.contains($0.id) }
     }
 
     public func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch {
@@ -528,14 +561,20 @@ public final class PostgresOutboxStore: OutboxStore, Service {
     // text depends only on the code path (never on a value, and "now" is always `$1`), so it is
     // built once from placeholders.
 
-    static func insertSQL(_ s: inout SQLStatement, _ event: Event, json: String, nodeID: String) -> String {
+    /// Events and their deliveries, several webhooks at once (`inserts`); returns the ids of the
+    /// events stored (one whose `(source, source_id)` was taken is not, nor are its deliveries).
+    /// Only deliveries left pending are announced, once per sink.
+    static func insertSQL(_ s: inout SQLStatement, json: String, nodeID: String) -> String {
         let now = s.now
         return """
-            WITH e AS (
+            WITH ev AS MATERIALIZED (
+                SELECT * FROM jsonb_to_recordset(\(s.bind(json))::jsonb) AS t(id text, source text, source_id text, from_address text,
+                     to_address text, body text, otp text, otp_domain text, app text, route text, received_s float8, media text[], deliveries jsonb)
+            ), e AS (
                 INSERT INTO herald.events (id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route, received_at, media)
-                VALUES (\(s.bind(event.id)), \(s.bind(event.source)), \(s.bind(event.sourceID)), \(s.bind(event.from)), \(s.bind(event.to)),
-                        \(s.bind(event.body)), \(s.bind(event.otp)), \(s.bind(event.otpDomain)), \(s.bind(event.app)), \(s.bind(event.route)),
-                        \(s.at(event.receivedAt)), \(s.bind(event.media)))
+                SELECT id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route,
+                       \(now) + make_interval(secs => received_s), coalesce(media, '{}')
+                FROM ev
                 ON CONFLICT (source, source_id) DO NOTHING
                 RETURNING id
             ), d AS (
@@ -546,13 +585,14 @@ public final class PostgresOutboxStore: OutboxStore, Service {
                        CASE WHEN t.state = 'in_flight' THEN \(s.bind(nodeID)) END,
                        CASE WHEN t.state = 'in_flight' THEN \(now) + make_interval(secs => coalesce(t.lease_s, 0)) END,
                        t.last_error, t.receipt, \(now) + make_interval(secs => t.created_s), \(now) + make_interval(secs => t.updated_s)
-                FROM e, jsonb_to_recordset(\(s.bind(json))::jsonb) AS t(id text, sink text, state text, recipient text, route text, app text,
+                FROM e JOIN ev ON ev.id = e.id,
+                     jsonb_to_recordset(ev.deliveries) AS t(id text, sink text, state text, recipient text, route text, app text,
                      last_error text, receipt text, attempts int, next_s float8, expires_s float8, created_s float8, updated_s float8, lease_s float8)
                 RETURNING sink, state
-            ), n AS MATERIALIZED (
-                SELECT pg_notify('\(Self.channel)', p.sink) FROM (SELECT DISTINCT sink FROM d WHERE state = 'pending') p
+            ), announced AS MATERIALIZED (
+                SELECT pg_notify('\(channel)', p.sink) FROM (SELECT DISTINCT sink FROM d WHERE state = 'pending') p
             )
-            SELECT (SELECT id FROM e) AS inserted, (SELECT count(*) FROM n) AS announced
+            SELECT id FROM e WHERE (SELECT count(*) FROM announced) >= 0
             """
     }
 
@@ -776,8 +816,7 @@ struct Prepared<Kind: PreparedKind>: PostgresPreparedStatement {
 enum InsertKind: PreparedKind {
     static let sql: String = {
         var s = SQLStatement(fixed: nil, localNow: Date())
-        let event = Event(id: "", source: "", sourceID: nil, from: "", to: nil, body: "", otp: nil, otpDomain: nil, app: nil, route: nil, receivedAt: Date(), media: [])
-        return PostgresOutboxStore.insertSQL(&s, event, json: "[]", nodeID: "")
+        return PostgresOutboxStore.insertSQL(&s, json: "[]", nodeID: "")
     }()
 }
 
