@@ -202,6 +202,52 @@ struct PostgresProcessTests {
         await sink.stop()
     }
 
+    /// The admin API and the commands that read or change the outbox work on PostgreSQL too.
+    @Test func adminAPIAndCommandsWorkOnTheSharedOutbox() async throws {
+        let database = try TestPostgres.createDatabase()
+        let sinkPort = try await freeLoopbackPort()
+        let folder = try HeraldProcess.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            server: { listen: "127.0.0.1:0", public_url: "http://herald.test", node_id: herald-admin, admin_token: admin-secret }
+            storage: \(database)
+            sources: { twilio: { auth_token: \(Self.token) } }
+            defaults: { retry: { max_attempts: 1 } }
+            sinks:
+              a: { type: http, url: "http://127.0.0.1:\(sinkPort)/a", timeout: 2s }
+            routes:
+              - deliver: [a]
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let herald = try HeraldProcess(["serve"], directory: folder)
+        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+        #expect(try await Self.post(port, sid: "SMadmin1") == 200)
+        // Nobody listens on the sink's port yet: the one attempt fails.
+        #expect(await eventually { (try? Self.count(database, "state = 'failed'")) == 1 })
+        let id = try TestPostgres.psql(database, "SELECT id FROM herald.deliveries")
+
+        let list = try HeraldProcess(["deliveries", "--state", "failed"], directory: folder)
+        #expect(await list.wait() == 0)
+        #expect(list.text.contains(id) && list.text.contains("failed"), "\(list.text)")
+
+        // `herald retry` cannot reach this server's admin API (it listens on a port chosen at start),
+        // so it changes the outbox itself; the announcement wakes the running server.
+        let sink = try await FakeReceiver.start(port: sinkPort)
+        let retry = try HeraldProcess(["retry", id], directory: folder)
+        #expect(await retry.wait() == 0)
+        #expect(retry.text.contains("\(id) is pending again"), "\(retry.text)")
+        #expect(await sink.waitForRequests(1, timeout: .seconds(5)).count == 1)
+        #expect(await eventually { (try? Self.count(database, "state = 'delivered'")) == 1 })
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/admin/deliveries?state=delivered")
+        request.headers.add(name: "Authorization", value: "Bearer admin-secret")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        #expect(response.status == .ok)
+        #expect(body.contains(id) && body.contains("\"attempts\":2"), "\(body.prefix(500))")
+        herald.signal(SIGTERM)
+        #expect(await herald.wait() == 0)
+        await sink.stop()
+    }
+
     static func get(_ port: Int, _ path: String) async throws -> Int {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(5))
         return Int(response.status.code)
