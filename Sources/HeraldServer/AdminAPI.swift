@@ -10,6 +10,7 @@ import Hummingbird
 /// - `GET /admin/events/{id}`: the event, its deliveries and every attempt
 /// - `GET /admin/deliveries?state=&sink=&limit=`
 /// - `POST /admin/deliveries/{id}/retry`: a `failed` or `expired` delivery goes out again now
+/// - `GET /admin/sources`: each source and when it was last heard from
 struct AdminAPI: Sendable {
     let token: Secret
     let runtime: HeraldRuntime
@@ -20,6 +21,24 @@ struct AdminAPI: Sendable {
         group.get("deliveries") { request, _ in try await self.listDeliveries(request) }
         group.post("deliveries/{id}/retry") { request, context in try await self.retry(request, id: context.parameters.require("id")) }
         group.post("reload") { request, _ in try await self.reload(request) }
+        group.get("sources") { request, _ in try await self.listSources(request) }
+    }
+
+    /// `GET /admin/sources`: every source with its type and path, and when it was last heard
+    /// from (its last message; for a phone, also its last ping). Since this process started.
+    private func listSources(_ request: Request) async throws -> Response {
+        try authorize(request)
+        let sources = runtime.config.sources
+        var list: [AdminSource] = []
+        func add(_ name: String, _ type: String, _ path: String) {
+            let seen = runtime.liveness.current(name)
+            list.append(AdminSource(name: name, type: type, path: path, lastMessageAt: seen.lastMessage.map(RFC3339.string(from:)),
+                                    lastPingAt: seen.lastPing.map(RFC3339.string(from:))))
+        }
+        if let twilio = sources.twilio { add("twilio", "twilio", twilio.path) }
+        if let http = sources.http { add("http", "http", http.path) }
+        for gateway in sources.smsGateways { add(gateway.name, SMSGatewaySourceConfig.type, gateway.path) }
+        return try json(AdminSourceList(sources: list))
     }
 
     /// `POST /admin/reload`: 200 with the warnings, or 400 with every problem (file:line:column);

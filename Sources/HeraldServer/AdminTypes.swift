@@ -160,3 +160,21 @@ enum AdminCoding {
         return encoder
     }()
 }
+
+public struct AdminSource: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: String
+    public var path: String
+    public var lastMessageAt: String?
+    public var lastPingAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, type, path
+        case lastMessageAt = "last_message_at"
+        case lastPingAt = "last_ping_at"
+    }
+}
+
+public struct AdminSourceList: Codable, Sendable, Equatable {
+    public var sources: [AdminSource]
+}

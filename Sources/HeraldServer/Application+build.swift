@@ -18,6 +18,7 @@ public func buildApplication(
     var sourcePaths: [String: String] = [:]
     if let twilio = config.sources.twilio { sourcePaths[twilio.path] = "twilio" }
     if let http = config.sources.http { sourcePaths[http.path] = "http" }
+    for gateway in config.sources.smsGateways { sourcePaths[gateway.path] = gateway.name }
     router.add(middleware: ClientRateLimiter<HeraldRequestContext>(
         limits: config.server.limits, proxies: config.server.trustedProxies, metrics: runtime.metrics, sources: sourcePaths
     ))
@@ -62,15 +63,22 @@ public func buildApplication(
             config: twilio, publicURL: config.server.publicURL, trustForwarded: config.server.trustForwardedHeaders, proxies: config.server.trustedProxies,
             maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger
         )
-        router.post(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
-        router.get(RouterPath(twilio.path)) { request, context in try await inbound.handle(request, context: context) }
+        router.post(RouterPath(twilio.path)) { request, context in runtime.heard("twilio", try await inbound.handle(request, context: context)) }
+        router.get(RouterPath(twilio.path)) { request, context in runtime.heard("twilio", try await inbound.handle(request, context: context)) }
     }
     if let token = config.server.adminToken {
         AdminAPI(token: token, runtime: runtime).register(on: router.group("admin"))
     }
     if let http = config.sources.http {
         let inbound = JSONInbound(config: http, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
-        router.post(RouterPath(http.path)) { request, context in try await inbound.handle(request, context: context) }
+        router.post(RouterPath(http.path)) { request, context in runtime.heard("http", try await inbound.handle(request, context: context)) }
+    }
+    for gateway in config.sources.smsGateways {
+        let inbound = SMSGatewayInbound(
+            config: gateway, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics,
+            liveness: runtime.liveness, clock: runtime.clock, logger: logger
+        )
+        router.post(RouterPath(gateway.path)) { request, context in try await inbound.handle(request, context: context) }
     }
     let host = config.server.host
     let limits = config.server.limits

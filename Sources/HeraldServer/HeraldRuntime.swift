@@ -4,6 +4,7 @@ import HeraldCore
 import HeraldPostgres
 import HeraldSQLite
 import HeraldSinks
+import Hummingbird
 import Logging
 import Prometheus
 import ServiceLifecycle
@@ -23,6 +24,8 @@ public struct HeraldRuntime: Sendable {
     /// This runtime's metrics, served at `/metrics`.
     public let metricsRegistry: PrometheusCollectorRegistry
     public let metrics: HeraldMetrics
+    /// When each source last sent a message or (phones) a ping.
+    public let liveness: SourceLiveness
     /// Where a reload reads the configuration from (nil: reload is not possible).
     public let configPath: String?
     let environment: @Sendable () -> [String: String]
@@ -60,6 +63,7 @@ public struct HeraldRuntime: Sendable {
         let registry = PrometheusCollectorRegistry()
         self.metricsRegistry = registry
         self.metrics = HeraldMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        self.liveness = SourceLiveness(metrics: metrics)
         let store = try store ?? Self.makeStore(config.storage, serving: true)
         self.store = store
         let sinks = sinks ?? SinkFactory.makeSinks(config, client: httpClient)
@@ -148,6 +152,12 @@ public struct HeraldRuntime: Sendable {
         }
     }
 
+    /// A source's request was taken (stored, or a duplicate): it is alive.
+    func heard(_ source: String, _ response: Response) -> Response {
+        liveness.message(source, at: clock.now())
+        return response
+    }
+
     /// Closes a store that holds connections (PostgreSQL); others need nothing.
     public static func close(_ store: any OutboxStore) async {
         if let shared = store as? PostgresOutboxStore { await shared.close() }
@@ -192,6 +202,7 @@ struct ReloadTarget: Sendable {
             ("storage", a.storage != b.storage),
             ("sources.twilio", a.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] } != b.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] }),
             ("sources.http", a.sources.http.map { [$0.path, $0.token.value] } != b.sources.http.map { [$0.path, $0.token.value] }),
+            ("sources (sms-gateway)", a.sources.smsGateways != b.sources.smsGateways),
             ("log_bodies", a.logBodies != b.logBodies),
         ]
         return checks.filter(\.1).map(\.0)

@@ -177,26 +177,50 @@ struct Route: ParsableCommand {
 
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the X-Twilio-Signature for a request, for testing with curl.",
+        abstract: "Print what makes a request valid for a source, for testing with curl.",
         discussion: """
-            For a POST, pass the form parameters as Name=value. For a GET, put them in --url and pass none.
-            Without --token, the configuration's Twilio auth token is used (the development token when \
-            TWILIO_AUTH_TOKEN is unset).
+            Twilio (the default): the X-Twilio-Signature for --url and the form parameters (Name=value; for a GET, \
+            put them in --url). Without --token, the configuration's Twilio auth token is used.
+            --source NAME of type sms-gateway: the X-Timestamp and X-Signature headers for the body in --body-file \
+            (send that file unchanged: curl --data-binary @FILE), signed with the source's signing_key.
             """
     )
 
     @OptionGroup var options: ConfigOption
 
-    @Option(help: "The full URL Twilio calls, e.g. http://127.0.0.1:8080/twilio/sms")
-    var url: String
+    @Option(help: "A source of the configuration (default: twilio).")
+    var source: String?
 
-    @Option(help: "The Twilio auth token.")
+    @Option(help: "Twilio: the full URL Twilio calls, e.g. http://127.0.0.1:8080/twilio/sms")
+    var url: String?
+
+    @Option(help: "Twilio: the auth token.")
     var token: String?
 
-    @Argument(help: "Form parameters, as Name=value.")
+    @Option(help: "sms-gateway: the file holding the exact request body.")
+    var bodyFile: String?
+
+    @Option(help: "sms-gateway: the Unix time to sign with (default: now).")
+    var timestamp: Int?
+
+    @Argument(help: "Twilio: form parameters, as Name=value.")
     var parameters: [String] = []
 
     func run() throws {
+        if let source, source != "twilio" {
+            let config = try options.load()
+            guard let gateway = config.sources.smsGateways.first(where: { $0.name == source }) else {
+                let known = config.sources.names.joined(separator: ", ")
+                throw ValidationError("no source '\(source)' of a type herald sign knows (sources: \(known.isEmpty ? "none" : known))")
+            }
+            guard let bodyFile else { throw ValidationError("sources.\(source) is an sms-gateway source: pass --body-file with the exact JSON to send") }
+            guard let body = FileManager.default.contents(atPath: bodyFile) else { throw ValidationError("cannot read \(bodyFile)") }
+            let time = "\(timestamp ?? Int(Date().timeIntervalSince1970))"
+            print("X-Timestamp: \(time)")
+            print("X-Signature: \(SMSGatewaySignature.compute(body: body, timestamp: time, signingKey: gateway.signingKey.value))")
+            return
+        }
+        guard let url else { throw ValidationError("pass --url: the full URL Twilio calls") }
         var pairs: [(name: String, value: String)] = []
         for parameter in parameters {
             guard let equals = parameter.firstIndex(of: "=") else {

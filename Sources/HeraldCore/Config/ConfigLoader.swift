@@ -286,7 +286,54 @@ struct ConfigBuilder {
         if let twilio = sources.twilio, let http = sources.http, twilio.path == http.path {
             section.fail(nil, "sources.twilio.path and sources.http.path are both '\(http.path)'")
         }
+        var paths: [String: String] = [:]
+        if let twilio = sources.twilio { paths[twilio.path] = "twilio" }
+        if let http = sources.http { paths[http.path] = "http" }
+        for (name, keyNode, source) in section.remainingSections() {
+            defer { source.finish() }
+            guard Self.isSourceName(name) else {
+                reader.fail(keyNode, "source name '\(name)' must be lower-case letters, digits and dashes, like work-phone")
+                continue
+            }
+            let type = source.string("type") ?? name
+            switch type {
+            case SMSGatewaySourceConfig.type:
+                guard let gateway = readSMSGatewaySource(source, name: name) else { continue }
+                if let other = paths[gateway.path] {
+                    source.fail("path", "sources.\(name).path '\(gateway.path)' is also the path of sources.\(other)")
+                    continue
+                }
+                paths[gateway.path] = name
+                sources.smsGateways.append(gateway)
+            case "twilio", "http":
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
+            case "smsforwarder", "httpsms", "sms-to-url", "telnyx", "vonage", "plivo":
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway)")
+            default:
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway")
+            }
+        }
         return sources
+    }
+
+    static func isSourceName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+            && name.first != "-"
+    }
+
+    private func readSMSGatewaySource(_ section: ConfigSection, name: String) -> SMSGatewaySourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        let maxSkew = section.positiveDuration("max_skew") ?? .seconds(300)
+        guard section.has("signing_key") else {
+            section.fail(nil, "sources.\(name) needs a `signing_key`: the one in the app's Settings → Webhooks (every request it sends is signed with it)")
+            return nil
+        }
+        guard let key = section.string("signing_key") else { return nil }
+        guard !key.isEmpty else {
+            section.fail("signing_key", "sources.\(name).signing_key is empty; copy it from the app's Settings → Webhooks")
+            return nil
+        }
+        return SMSGatewaySourceConfig(name: name, path: path, signingKey: Secret(key), maxSkew: maxSkew)
     }
 
     private func readHTTPSource(_ section: ConfigSection) -> HTTPSourceConfig? {

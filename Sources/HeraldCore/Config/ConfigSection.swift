@@ -52,6 +52,15 @@ public final class ConfigSection {
         self[key].flatMap { ConfigSection($0, path: keyPath(key), reader: reader) }
     }
 
+    /// The keys not asked for yet, each as a section of its own (user-named entries such as
+    /// sources), marking them as understood; a key whose value is not a mapping is reported.
+    func remainingSections() -> [(name: String, keyNode: Node, section: ConfigSection)] {
+        entries.filter { !asked.contains($0.key) }.compactMap { entry in
+            asked.append(entry.key)
+            return ConfigSection(entry.value, path: keyPath(entry.key), reader: reader).map { (entry.key, entry.keyNode, $0) }
+        }
+    }
+
     /// Reports every key nobody asked for.
     public func finish() {
         for entry in entries where !asked.contains(entry.key) {

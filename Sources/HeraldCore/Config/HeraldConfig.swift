@@ -125,6 +125,24 @@ public struct DefaultsConfig: Sendable {
 public struct SourcesConfig: Sendable {
     public var twilio: TwilioSourceConfig?
     public var http: HTTPSourceConfig?
+    /// Android phones running SMS Gateway for Android (`type: sms-gateway`), by name.
+    public var smsGateways: [SMSGatewaySourceConfig] = []
+
+    /// Every source's name (the event's `source`), in file order after twilio and http.
+    public var names: [String] {
+        [twilio.map { _ in "twilio" }, http.map { _ in "http" }].compactMap { $0 } + smsGateways.map(\.name)
+    }
+}
+
+/// `sources.<name>: { type: sms-gateway, signing_key, path?, max_skew? }`: one Android phone whose
+/// SMS Gateway app posts `sms:received` (and `system:ping`) webhooks, signed with its signing key.
+public struct SMSGatewaySourceConfig: Sendable, Equatable {
+    public static let type = "sms-gateway"
+    public var name: String
+    public var path: String
+    public var signingKey: Secret
+    /// How far `X-Timestamp` may be from this server's clock (a replay older than this is refused).
+    public var maxSkew: Duration
 }
 
 public struct TwilioSourceConfig: Sendable {

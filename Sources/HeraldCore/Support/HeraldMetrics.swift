@@ -46,6 +46,11 @@ public struct HeraldMetrics: Sendable {
         Timer(label: "herald_delivery_latency_seconds", dimensions: [("sink", sink)], factory: factory).recordNanoseconds(nanoseconds(duration))
     }
 
+    /// `herald_source_last_seen_timestamp_seconds{source}`: a message or a phone's ping.
+    public func sourceSeen(source: String, at date: Date) {
+        Gauge(label: "herald_source_last_seen_timestamp_seconds", dimensions: [("source", source)], factory: factory).record(date.timeIntervalSince1970)
+    }
+
     public func pending(_ count: Int) {
         Gauge(label: "herald_outbox_pending", factory: factory).record(count)
     }

@@ -1,0 +1,85 @@
+import Foundation
+import HeraldCore
+import HeraldSinks
+import Testing
+
+@Suite("sms-gateway source: signature and configuration")
+struct SMSGatewaySourceTests {
+    /// PROTOCOLS.md A1's vector: the body as the app sends it (Gson escapes the apostrophe).
+    static let body = #"{"id":"Ey6ECgOkVVFjz3CL48B8C","webhookId":"LreFUt-Z3sSq0JufY9uWB","event":"sms:received","deviceId":"ffffffffceb0b1db0000018e937c815b","payload":{"message":"Your code is 123456. Don\u0027t share it.","receivedAt":"2024-06-22T15:46:11.000+07:00","messageId":"7c2a91f0","sender":"+15551234567","recipient":"+15557654321","simNumber":1,"phoneNumber":"+15551234567"}}"#
+    static let signature = "a4ac07f21c686f7d76753178246026117a9253bd4ab785f921d433654dd2419f"
+
+    @Test func theAppsVectorAndItsNegatives() {
+        let body = Array(Self.body.utf8)
+        #expect(SMSGatewaySignature.compute(body: body, timestamp: "1719046000", signingKey: "kY3pZ9qR") == Self.signature)
+        #expect(SMSGatewaySignature.isValid(signature: Self.signature, body: body, timestamp: "1719046000", signingKey: "kY3pZ9qR"))
+        #expect(SMSGatewaySignature.isValid(signature: Self.signature.uppercased(), body: body, timestamp: "1719046000", signingKey: "kY3pZ9qR"))
+        let changed = Array(Self.body.replacingOccurrences(of: "123456", with: "123457").utf8)
+        #expect(!SMSGatewaySignature.isValid(signature: Self.signature, body: changed, timestamp: "1719046000", signingKey: "kY3pZ9qR"), "body changed")
+        #expect(!SMSGatewaySignature.isValid(signature: Self.signature, body: body, timestamp: "1719046001", signingKey: "kY3pZ9qR"), "timestamp changed")
+        #expect(!SMSGatewaySignature.isValid(signature: Self.signature, body: body, timestamp: "1719046000", signingKey: "kY3pZ9qS"), "another key")
+        #expect(!SMSGatewaySignature.isValid(signature: "", body: body, timestamp: "1719046000", signingKey: "kY3pZ9qR"))
+    }
+
+    @Test func timestampsAreWholeUnixSeconds() {
+        #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
+        for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {
+            #expect(SMSGatewaySignature.timestamp(bad) == nil, "\(bad)")
+        }
+    }
+
+    static func errors(_ yaml: String) -> [ConfigError] {
+        do {
+            _ = try ConfigLoader.parse(yaml)
+            return []
+        } catch let errors as ConfigErrors {
+            return errors.errors
+        } catch {
+            return []
+        }
+    }
+
+    static let routes = "sinks: { inbox: { type: file, path: inbox.jsonl } }\nroutes: [ { deliver: [inbox] } ]\n"
+
+    @Test func twoPhonesAreTwoSourcesWithTheirOwnPaths() throws {
+        let config = try ConfigLoader.parse("""
+            sources:
+              my-phone: { type: sms-gateway, signing_key: key-one }
+              work-phone: { type: sms-gateway, signing_key: key-two, path: /phones/work, max_skew: 2m }
+            \(Self.routes)
+            """)
+        #expect(config.sources.smsGateways.map(\.name) == ["my-phone", "work-phone"])
+        #expect(config.sources.smsGateways.map(\.path) == ["/sources/my-phone", "/phones/work"])
+        #expect(config.sources.smsGateways.map(\.maxSkew) == [.seconds(300), .seconds(120)])
+        #expect(config.sources.smsGateways.first?.signingKey.description == "<secret>")
+        #expect(config.sources.names == ["my-phone", "work-phone"])
+        let byName = try ConfigLoader.parse("sources:\n  sms-gateway: { signing_key: k }\n" + Self.routes)
+        #expect(byName.sources.smsGateways.map(\.name) == ["sms-gateway"], "the type defaults to the name")
+    }
+
+    static let broken: [(yaml: String, line: Int, column: Int, message: String)] = [
+        ("sources:\n  phone: { type: sms-gateway }\n", 2, 10, "sources.phone needs a `signing_key`"),
+        ("sources:\n  phone: { type: sms-gateway, signing_key: \"\" }\n", 2, 44, "sources.phone.signing_key is empty"),
+        ("sources:\n  phone: { type: pager, signing_key: k }\n", 2, 18, "unknown source type 'pager'; expected one of twilio, http, sms-gateway"),
+        ("sources:\n  phone: { type: telnyx }\n", 2, 18, "source type 'telnyx' is not supported yet"),
+        ("sources:\n  Phone_1: { type: sms-gateway, signing_key: k }\n", 2, 3, "source name 'Phone_1' must be lower-case letters, digits and dashes"),
+        ("sources:\n  a: { type: sms-gateway, signing_key: k, path: /x }\n  b: { type: sms-gateway, signing_key: k, path: /x }\n", 3, 49, "sources.b.path '/x' is also the path of sources.a"),
+        ("sources:\n  phone: { type: sms-gateway, signing_key: k, sigining: x }\n", 2, 47, "unknown key 'sigining' in sources.phone"),
+    ]
+
+    @Test(arguments: broken.indices)
+    func brokenSourcesAreReportedAtTheirPlace(_ index: Int) {
+        let row = Self.broken[index]
+        let errors = Self.errors(row.yaml + Self.routes)
+        let match = errors.first { $0.message.contains(row.message) }
+        #expect(match != nil, "no error says \(row.message); got \(errors)")
+        #expect(match?.line == row.line, "\(errors)")
+        #expect(match?.column == row.column, "\(errors)")
+    }
+
+    @Test func theSigningKeyNeverAppearsInAnError() {
+        let errors = Self.errors("sources:\n  phone: { type: sms-gateway, signing_key: hunter2-key, path: nope }\n" + Self.routes)
+        #expect(!errors.isEmpty)
+        #expect(!errors.map(\.description).joined().contains("hunter2-key"))
+    }
+}
