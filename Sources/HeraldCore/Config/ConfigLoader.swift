@@ -88,6 +88,8 @@ struct ConfigBuilder {
     /// Every sink name in the file, including sinks with errors, so a broken sink is reported once
     /// and not again by each route that names it.
     private var definedSinkNames: Set<String> = []
+    /// The sources a route may match: twilio and http always, and every named source.
+    private var sourceNames: [String] = ["twilio", "http"]
 
     init(reader: YAMLReader, sinkTypes: [any SinkSettings.Type]) {
         self.reader = reader
@@ -100,6 +102,7 @@ struct ConfigBuilder {
         let storage = top["storage"].flatMap { readStorage($0) } ?? ConfigDefaults.storage
         let defaults = top["defaults"].map { readDefaults($0) } ?? DefaultsConfig(expireAfter: ConfigDefaults.expireAfter, retry: ConfigDefaults.retry)
         let sources = top["sources"].map { readSources($0, server: server) } ?? SourcesConfig(twilio: nil, http: nil)
+        sourceNames = ["twilio", "http"] + sources.smsGateways.map(\.name)
         let logBodies = top.bool("log_bodies") ?? false
         let retention = top.positiveDuration("retention") ?? ConfigDefaults.retention
         var sinks: [SinkConfig] = []
@@ -518,8 +521,8 @@ struct ConfigBuilder {
             match.body = compile(source, node: node, what: "match.body of \(label)")
         }
         if let node = section["source"], let values = reader.stringList(node, "match.source of \(label)") {
-            for value in values where !["twilio", "http"].contains(value) {
-                reader.fail(node, "match.source of \(label): unknown source \(reader.shown(node, value)); expected twilio or http")
+            for value in values where !sourceNames.contains(value) {
+                reader.fail(node, "match.source of \(label): unknown source \(reader.shown(node, value)); expected one of \(sourceNames.joined(separator: ", "))")
             }
             match.source = values
         }
