@@ -19,7 +19,21 @@ struct ExamplesTests {
         "TWILIO_FROM": "+15005550006", "BACKUP_PHONE_1": "+15551230001", "BACKUP_PHONE_2": "+15551230002",
         "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X", "SMTP_PASSWORD": "pw", "SMTP_URL": "smtps://smtp.example.com:465",
         "ARCHIVE_FROM": "Herald <archive@example.com>", "ARCHIVE_TO": "me@example.com", "SMTP_USERNAME": "archive@example.com",
+        "PHONE_SIGNING_KEY": "kY3pZ9qR",
     ]
+
+    /// The Android phone example: one sms-gateway source whose messages reach Slack (codes) and
+    /// the archive (everything).
+    @Test func theAndroidPhoneExampleRoutesThePhonesMessages() throws {
+        let config = try ConfigLoader.load(path: Self.root.appendingPathComponent("examples/android-phone/channels.yaml").path, environment: Self.environment)
+        #expect(config.sources.smsGateways.map(\.name) == ["my-phone"])
+        #expect(config.sources.smsGateways.first?.path == "/sources/my-phone")
+        #expect(config.sources.smsGateways.first?.signingKey.value == "kY3pZ9qR")
+        let router = Router(config: config)
+        #expect(router.route(source: "my-phone", from: "+15551234567", to: nil, body: "Your verification code is 123456").targets.map(\.sink) == ["team-slack", "otp-archive"])
+        #expect(router.route(source: "my-phone", from: "+15551234567", to: nil, body: "Running late, see you at 8").targets.map(\.sink) == ["otp-archive"])
+        #expect(router.route(source: "twilio", from: "+15551234567", to: nil, body: "Your code is 123456").targets.isEmpty, "only the phone's messages")
+    }
 
     @Test func thereAreExamples() {
         #expect(Self.examples.count >= 2)
