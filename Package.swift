@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "HeraldServer", "HeraldSinks", "HeraldTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

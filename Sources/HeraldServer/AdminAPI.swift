@@ -37,7 +37,7 @@ struct AdminAPI: Sendable {
         }
         if let twilio = sources.twilio { add("twilio", "twilio", twilio.path) }
         if let http = sources.http { add("http", "http", http.path) }
-        for gateway in sources.smsGateways { add(gateway.name, SMSGatewaySourceConfig.type, gateway.path) }
+        for source in sources.named { add(source.name, source.type, source.path) }
         return try json(AdminSourceList(sources: list))
     }
 

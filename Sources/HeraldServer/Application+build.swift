@@ -18,7 +18,7 @@ public func buildApplication(
     var sourcePaths: [String: String] = [:]
     if let twilio = config.sources.twilio { sourcePaths[twilio.path] = "twilio" }
     if let http = config.sources.http { sourcePaths[http.path] = "http" }
-    for gateway in config.sources.smsGateways { sourcePaths[gateway.path] = gateway.name }
+    for source in config.sources.named { sourcePaths[source.path] = source.name }
     router.add(middleware: ClientRateLimiter<HeraldRequestContext>(
         limits: config.server.limits, proxies: config.server.trustedProxies, metrics: runtime.metrics, sources: sourcePaths
     ))
@@ -73,12 +73,18 @@ public func buildApplication(
         let inbound = JSONInbound(config: http, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
         router.post(RouterPath(http.path)) { request, context in runtime.heard("http", try await inbound.handle(request, context: context)) }
     }
-    for gateway in config.sources.smsGateways {
-        let inbound = SMSGatewayInbound(
-            config: gateway, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics,
+    func signed(_ adapter: some SourceAdapter, path: String) {
+        let inbound = SignedSourceInbound(
+            adapter: adapter, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics,
             liveness: runtime.liveness, clock: runtime.clock, logger: logger
         )
-        router.post(RouterPath(gateway.path)) { request, context in try await inbound.handle(request, context: context) }
+        router.post(RouterPath(path)) { request, context in try await inbound.handle(request, context: context) }
+    }
+    for source in config.sources.named {
+        switch source {
+        case .smsGateway(let gateway): signed(SMSGatewayAdapter(config: gateway), path: gateway.path)
+        case .telnyx(let telnyx): signed(TelnyxAdapter(config: telnyx), path: telnyx.path)
+        }
     }
     let host = config.server.host
     let limits = config.server.limits

@@ -202,7 +202,7 @@ struct ReloadTarget: Sendable {
             ("storage", a.storage != b.storage),
             ("sources.twilio", a.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] } != b.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] }),
             ("sources.http", a.sources.http.map { [$0.path, $0.token.value] } != b.sources.http.map { [$0.path, $0.token.value] }),
-            ("sources (sms-gateway)", a.sources.smsGateways != b.sources.smsGateways),
+            ("sources (named)", a.sources.named != b.sources.named),
             ("log_bodies", a.logBodies != b.logBodies),
         ]
         return checks.filter(\.1).map(\.0)

@@ -21,6 +21,24 @@ struct SMSGatewaySourceTests {
         #expect(!SMSGatewaySignature.isValid(signature: "", body: body, timestamp: "1719046000", signingKey: "kY3pZ9qR"))
     }
 
+    /// PROTOCOLS.md A5's vector (an Ed25519 key made for it) and its negatives.
+    static let telnyxBody = #"{"data":{"event_type":"message.received","id":"b301ed3f-1490-491f-995f-6e64e69674d4","occurred_at":"2024-06-22T08:46:40.000+00:00","payload":{"direction":"inbound","encoding":"GSM-7","from":{"carrier":"T-Mobile USA","line_type":"Wireless","phone_number":"+15551234567"},"id":"84cca175-9755-4859-b67f-4730d7f58aa3","media":[],"messaging_profile_id":"740572b6-099c-44a1-89b9-6c92163bc68d","parts":1,"received_at":"2024-06-22T08:46:39.000+00:00","record_type":"message","text":"Your code is 123456","to":[{"carrier":"Telnyx","line_type":"Wireless","phone_number":"+15557654321","status":"webhook_delivered"}],"type":"SMS"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://herald.example.com/hooks/telnyx"}}"#
+    static let telnyxKey = Array(Data(base64Encoded: "7HfuTGHHP/ZqrJHCKY7IHJ0h1S0/6FC9iZ8xAB8lQ9Q=")!)
+    static let telnyxSignature = "98zUOCX005fNe2LtXN3F9fjTdu2ki0NLjAwESVYJ84ZqCHWeeqdopF1wB7wd67tu/4L5uhducTydmpPoMKYbCA=="
+
+    @Test func telnyxVectorAndItsNegatives() {
+        let body = Array(Self.telnyxBody.utf8)
+        #expect(TelnyxSignature.isValid(signature: Self.telnyxSignature, timestamp: "1719046000", body: body, publicKey: Self.telnyxKey))
+        let changed = Array(Self.telnyxBody.replacingOccurrences(of: "123456", with: "123457").utf8)
+        #expect(!TelnyxSignature.isValid(signature: Self.telnyxSignature, timestamp: "1719046000", body: changed, publicKey: Self.telnyxKey), "body changed")
+        #expect(!TelnyxSignature.isValid(signature: Self.telnyxSignature, timestamp: "1719046001", body: body, publicKey: Self.telnyxKey), "timestamp changed")
+        var otherKey = Self.telnyxKey
+        otherKey[0] ^= 1
+        #expect(!TelnyxSignature.isValid(signature: Self.telnyxSignature, timestamp: "1719046000", body: body, publicKey: otherKey), "another key")
+        #expect(!TelnyxSignature.isValid(signature: "not base64!", timestamp: "1719046000", body: body, publicKey: Self.telnyxKey))
+        #expect(!TelnyxSignature.isValid(signature: String(Self.telnyxSignature.dropLast(4)), timestamp: "1719046000", body: body, publicKey: Self.telnyxKey))
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {
@@ -61,7 +79,9 @@ struct SMSGatewaySourceTests {
         ("sources:\n  phone: { type: sms-gateway }\n", 2, 10, "sources.phone needs a `signing_key`"),
         ("sources:\n  phone: { type: sms-gateway, signing_key: \"\" }\n", 2, 44, "sources.phone.signing_key is empty"),
         ("sources:\n  phone: { type: pager, signing_key: k }\n", 2, 18, "unknown source type 'pager'; expected one of twilio, http, sms-gateway"),
-        ("sources:\n  phone: { type: telnyx }\n", 2, 18, "source type 'telnyx' is not supported yet"),
+        ("sources:\n  phone: { type: plivo }\n", 2, 18, "source type 'plivo' is not supported yet"),
+        ("sources:\n  tx: { type: telnyx }\n", 2, 7, "sources.tx needs a `public_key`"),
+        ("sources:\n  tx: { type: telnyx, public_key: bm90LWEta2V5 }\n", 2, 35, "must be the base64 of a 32-byte Ed25519 key"),
         ("sources:\n  Phone_1: { type: sms-gateway, signing_key: k }\n", 2, 3, "source name 'Phone_1' must be lower-case letters, digits and dashes"),
         ("sources:\n  a: { type: sms-gateway, signing_key: k, path: /x }\n  b: { type: sms-gateway, signing_key: k, path: /x }\n", 3, 49, "sources.b.path '/x' is also the path of sources.a"),
         ("sources:\n  phone: { type: sms-gateway, signing_key: k, sigining: x }\n", 2, 47, "unknown key 'sigining' in sources.phone"),

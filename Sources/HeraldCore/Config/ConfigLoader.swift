@@ -102,7 +102,7 @@ struct ConfigBuilder {
         let storage = top["storage"].flatMap { readStorage($0) } ?? ConfigDefaults.storage
         let defaults = top["defaults"].map { readDefaults($0) } ?? DefaultsConfig(expireAfter: ConfigDefaults.expireAfter, retry: ConfigDefaults.retry)
         let sources = top["sources"].map { readSources($0, server: server) } ?? SourcesConfig(twilio: nil, http: nil)
-        sourceNames = ["twilio", "http"] + sources.smsGateways.map(\.name)
+        sourceNames = ["twilio", "http"] + sources.named.map(\.name)
         let logBodies = top.bool("log_bodies") ?? false
         let retention = top.positiveDuration("retention") ?? ConfigDefaults.retention
         var sinks: [SinkConfig] = []
@@ -299,24 +299,46 @@ struct ConfigBuilder {
                 continue
             }
             let type = source.string("type") ?? name
+            let named: NamedSource?
             switch type {
             case SMSGatewaySourceConfig.type:
-                guard let gateway = readSMSGatewaySource(source, name: name) else { continue }
-                if let other = paths[gateway.path] {
-                    source.fail("path", "sources.\(name).path '\(gateway.path)' is also the path of sources.\(other)")
-                    continue
-                }
-                paths[gateway.path] = name
-                sources.smsGateways.append(gateway)
+                named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
+            case TelnyxSourceConfig.type:
+                named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
             case "twilio", "http":
+                named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "smsforwarder", "httpsms", "sms-to-url", "telnyx", "vonage", "plivo":
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway)")
+            case "smsforwarder", "httpsms", "sms-to-url", "vonage", "plivo":
+                named = nil
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx)")
             default:
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway")
+                named = nil
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx")
             }
+            guard let named else { continue }
+            if let other = paths[named.path] {
+                source.fail("path", "sources.\(name).path '\(named.path)' is also the path of sources.\(other)")
+                continue
+            }
+            paths[named.path] = name
+            sources.named.append(named)
         }
         return sources
+    }
+
+    private func readTelnyxSource(_ section: ConfigSection, name: String) -> TelnyxSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        let maxSkew = section.positiveDuration("max_skew") ?? .seconds(300)
+        guard section.has("public_key") else {
+            section.fail(nil, "sources.\(name) needs a `public_key`: Telnyx Mission Control → Keys & Credentials → Public Key")
+            return nil
+        }
+        guard let text = section.string("public_key") else { return nil }
+        guard let key = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)), key.count == 32 else {
+            section.fail("public_key", "sources.\(name).public_key must be the base64 of a 32-byte Ed25519 key, as Telnyx shows it")
+            return nil
+        }
+        return TelnyxSourceConfig(name: name, path: path, publicKey: Array(key), maxSkew: maxSkew)
     }
 
     static func isSourceName(_ name: String) -> Bool {

@@ -125,13 +125,56 @@ public struct DefaultsConfig: Sendable {
 public struct SourcesConfig: Sendable {
     public var twilio: TwilioSourceConfig?
     public var http: HTTPSourceConfig?
-    /// Android phones running SMS Gateway for Android (`type: sms-gateway`), by name.
-    public var smsGateways: [SMSGatewaySourceConfig] = []
+    /// The sources named by the user (`sources.<name>: { type: … }`), in file order.
+    public var named: [NamedSource] = []
+
+    /// Android phones running SMS Gateway for Android (`type: sms-gateway`).
+    public var smsGateways: [SMSGatewaySourceConfig] {
+        named.compactMap { if case .smsGateway(let config) = $0 { config } else { nil } }
+    }
 
     /// Every source's name (the event's `source`), in file order after twilio and http.
     public var names: [String] {
-        [twilio.map { _ in "twilio" }, http.map { _ in "http" }].compactMap { $0 } + smsGateways.map(\.name)
+        [twilio.map { _ in "twilio" }, http.map { _ in "http" }].compactMap { $0 } + named.map(\.name)
     }
+}
+
+/// A source of one of the types beyond twilio and http.
+public enum NamedSource: Sendable, Equatable {
+    case smsGateway(SMSGatewaySourceConfig)
+    case telnyx(TelnyxSourceConfig)
+
+    public var name: String {
+        switch self {
+        case .smsGateway(let config): config.name
+        case .telnyx(let config): config.name
+        }
+    }
+
+    public var path: String {
+        switch self {
+        case .smsGateway(let config): config.path
+        case .telnyx(let config): config.path
+        }
+    }
+
+    public var type: String {
+        switch self {
+        case .smsGateway: SMSGatewaySourceConfig.type
+        case .telnyx: TelnyxSourceConfig.type
+        }
+    }
+}
+
+/// `sources.<name>: { type: telnyx, public_key, path?, max_skew? }`: a Telnyx number's inbound
+/// `message.received` webhooks, signed with Ed25519 (`public_key`: Mission Control → Keys & Credentials
+/// → Public Key, base64 of the 32-byte key).
+public struct TelnyxSourceConfig: Sendable, Equatable {
+    public static let type = "telnyx"
+    public var name: String
+    public var path: String
+    public var publicKey: [UInt8]
+    public var maxSkew: Duration
 }
 
 /// `sources.<name>: { type: sms-gateway, signing_key, path?, max_skew? }`: one Android phone whose

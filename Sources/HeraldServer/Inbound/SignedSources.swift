@@ -1,0 +1,237 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+import Logging
+import Synchronization
+
+/// When each source was last heard from: its last message and (phones) its last ping. Read by
+/// `GET /admin/sources`; every update also sets `herald_source_last_seen_timestamp_seconds`.
+public final class SourceLiveness: Sendable {
+    public struct Seen: Sendable, Equatable {
+        public var lastMessage: Date?
+        public var lastPing: Date?
+    }
+
+    private let seen = Mutex<[String: Seen]>([:])
+    private let metrics: HeraldMetrics
+
+    init(metrics: HeraldMetrics) {
+        self.metrics = metrics
+    }
+
+    func message(_ source: String, at date: Date) {
+        seen.withLock { $0[source, default: Seen()].lastMessage = date }
+        metrics.sourceSeen(source: source, at: date)
+    }
+
+    func ping(_ source: String, at date: Date) {
+        seen.withLock { $0[source, default: Seen()].lastPing = date }
+        metrics.sourceSeen(source: source, at: date)
+    }
+
+    public func current(_ source: String) -> Seen { seen.withLock { $0[source] ?? Seen() } }
+}
+
+/// What a source type knows: how a request proves itself, and how its body reads.
+protocol SourceAdapter: Sendable {
+    var name: String { get }
+    /// Nil when the request proves itself; else why not (checked over the raw bytes, before any parsing).
+    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal?
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope
+}
+
+struct SourceRefusal: Error {
+    var status: HTTPResponse.Status
+    var message: String
+    var outcome: HeraldMetrics.EventOutcome
+    /// For the log: what was wrong, without any of the request's values.
+    var reason: String
+}
+
+enum SourceEnvelope: Equatable {
+    case message(InboundMessage)
+    /// The sender is alive (a phone's ping); nothing to store.
+    case ping
+    /// An event of another kind (a delivery report, say): acknowledged, dropped.
+    case ignored(String)
+}
+
+/// `POST sources.<name>.path` for the signed source types: the proof is checked over the bytes as
+/// received, then the body is read. A message is routed; a ping marks the source alive; any other
+/// event is acknowledged and dropped. Every accepted request is answered 2xx — the senders retry
+/// anything else — and a retry or a re-sent message is a duplicate, stored once.
+struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
+    let adapter: Adapter
+    let maxBody: Int
+    let ingestor: Ingestor
+    let metrics: HeraldMetrics
+    let liveness: SourceLiveness
+    let clock: any HeraldClock
+    let logger: Logger
+
+    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        let source = adapter.name
+        let buffer = try await collectBody(request, maxBody: maxBody, source: source, metrics: metrics)
+        let body = Array(buffer.readableBytesView)
+        let now = clock.now()
+        if let refusal = adapter.check(request.headers, body: body, now: now) {
+            metrics.eventReceived(source: source, outcome: refusal.outcome)
+            logger.notice("request refused: \(refusal.reason)", metadata: ["source.name": "\(source)"])
+            throw HTTPError(refusal.status, message: refusal.message)
+        }
+        let envelope: SourceEnvelope
+        do {
+            envelope = try adapter.parse(Data(body), now: now)
+        } catch {
+            metrics.eventReceived(source: source, outcome: .invalid)
+            throw error
+        }
+        switch envelope {
+        case .ping:
+            liveness.ping(source, at: now)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        case .ignored(let event):
+            logger.debug("event ignored", metadata: ["source.name": "\(source)", "event.type": "\(event)"])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ignored":true}"#)))
+        case .message(let message):
+            let result: Ingestor.Result
+            do {
+                result = try await ingestor.ingest(message)
+                metrics.eventReceived(source: source, outcome: result.duplicate ? .duplicate : .accepted)
+            } catch let error as IngestError {
+                throw refusal(error, source: source, metrics: metrics)
+            } catch {
+                logger.error("could not store a message; answering 500 so the sender sends it again", metadata: ["source.name": "\(source)", "error": "\(error)"])
+                throw HTTPError(.internalServerError, message: "could not store the message")
+            }
+            liveness.message(source, at: now)
+            let answer = try JSONSerialization.data(withJSONObject: ["id": result.eventID])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        }
+    }
+}
+
+/// `type: sms-gateway`: SMS Gateway for Android (capcom6) on a phone with a real SIM.
+/// `X-Signature` is HMAC-SHA256 of the raw body and `X-Timestamp`; `sms:received` is routed,
+/// `system:ping` marks the phone alive.
+struct SMSGatewayAdapter: SourceAdapter {
+    let config: SMSGatewaySourceConfig
+    var name: String { config.name }
+
+    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+        guard let timestamp = headers[.smsGatewayTimestamp], let signature = headers[.smsGatewaySignature] else {
+            return SourceRefusal(status: .unauthorized, message: "missing X-Signature or X-Timestamp: set the signing key in the app's Settings → Webhooks",
+                                 outcome: .rejectedAuth, reason: "no X-Signature or X-Timestamp")
+        }
+        guard SMSGatewaySignature.isValid(signature: signature, body: body, timestamp: timestamp, signingKey: config.signingKey.value) else {
+            return SourceRefusal(status: .forbidden, message: "wrong X-Signature (is the signing key the app's?)", outcome: .rejectedSignature, reason: "wrong signature")
+        }
+        guard let sent = SMSGatewaySignature.timestamp(timestamp), abs(sent.timeIntervalSince(now)) <= config.maxSkew.seconds else {
+            return SourceRefusal(status: .forbidden, message: "X-Timestamp is more than \(config.maxSkew.shortDescription) from this server's clock (a replay, or the phone's clock is off)",
+                                 outcome: .rejectedSignature, reason: "X-Timestamp outside the window")
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        try Self.parse(body, source: config.name, now: now)
+    }
+
+    /// The app's JSON (`{"id","webhookId","event","deviceId","payload":{…}}`; absent fields are
+    /// left out, never null). The message's dedupe key is the device, the app's message id, the
+    /// time and the sender — the same for a retry and for a re-sent export, whose envelope `id` is new.
+    static func parse(_ data: Data, source: String, now: Date) throws -> SourceEnvelope {        guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
+            throw HTTPError(.badRequest, message: "the body is not a JSON object")
+        }
+        guard let event = fields["event"] as? String else { throw HTTPError(.badRequest, message: "missing \"event\"") }
+        switch event {
+        case "system:ping": return .ping
+        case "sms:received": break
+        default: return .ignored(String(event.prefix(40)))
+        }
+        guard let payload = fields["payload"] as? [String: Any] else { throw HTTPError(.badRequest, message: "missing \"payload\"") }
+        guard let text = payload["message"] as? String else { throw HTTPError(.badRequest, message: "missing \"payload.message\"") }
+        guard let sender = (payload["sender"] as? String) ?? (payload["phoneNumber"] as? String), !sender.isEmpty else {
+            throw HTTPError(.badRequest, message: "missing \"payload.sender\"")
+        }
+        let receivedText = payload["receivedAt"] as? String
+        // The phone's clock says when the SMS arrived; a time implausibly far off is not believed.
+        let receivedAt = plausibleTime(receivedText, now: now)
+        let device = (fields["deviceId"] as? String) ?? ""
+        let key: String
+        if let messageID = payload["messageId"] as? String {
+            key = [device, messageID, receivedText ?? "", sender].map { String($0.prefix(64)) }.joined(separator: "|")
+        } else if let id = fields["id"] as? String {
+            key = String(id.prefix(64))
+        } else {
+            throw HTTPError(.badRequest, message: "missing \"payload.messageId\" and \"id\"")
+        }
+        var to = payload["recipient"] as? String
+        if to?.isEmpty == true { to = nil }
+        return .message(InboundMessage(source: source, sourceID: key, from: sender, to: to, body: text, receivedAt: receivedAt))
+    }
+}
+
+/// A sender's claim of when a message arrived, believed only when plausible (within the JSON
+/// source's window); else nil, and the server's time is used.
+func plausibleTime(_ text: String?, now: Date) -> Date? {
+    guard let date = text.flatMap(RFC3339.date(from:)) else { return nil }
+    if now.timeIntervalSince(date) > JSONInbound.maximumAge || date.timeIntervalSince(now) > JSONInbound.maximumLead { return nil }
+    return date
+}
+
+/// `type: telnyx`: a Telnyx number's `message.received` webhooks, Ed25519-signed over
+/// `telnyx-timestamp|body`. Other event types (delivery reports) are acknowledged and dropped.
+struct TelnyxAdapter: SourceAdapter {
+    let config: TelnyxSourceConfig
+    var name: String { config.name }
+
+    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+        guard let timestamp = headers[.telnyxTimestamp], let signature = headers[.telnyxSignature] else {
+            return SourceRefusal(status: .unauthorized, message: "missing telnyx-signature-ed25519 or telnyx-timestamp", outcome: .rejectedAuth,
+                                 reason: "no telnyx-signature-ed25519 or telnyx-timestamp")
+        }
+        guard TelnyxSignature.isValid(signature: signature, timestamp: timestamp, body: body, publicKey: config.publicKey) else {
+            return SourceRefusal(status: .forbidden, message: "wrong telnyx-signature-ed25519 (is public_key this account's?)", outcome: .rejectedSignature,
+                                 reason: "wrong signature")
+        }
+        guard let sent = SMSGatewaySignature.timestamp(timestamp), abs(sent.timeIntervalSince(now)) <= config.maxSkew.seconds else {
+            return SourceRefusal(status: .forbidden, message: "telnyx-timestamp is more than \(config.maxSkew.shortDescription) from this server's clock",
+                                 outcome: .rejectedSignature, reason: "telnyx-timestamp outside the window")
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        try Self.parse(body, source: config.name, now: now)
+    }
+
+    /// `{"data":{"event_type","id","payload":{"id","from":{"phone_number"},"to":[{"phone_number"}],"text","media":[{"url"}],"received_at"}}}`.
+    /// The message id (`data.payload.id`) is the dedupe key: Telnyx may send an event twice.
+    static func parse(_ body: Data, source: String, now: Date) throws -> SourceEnvelope {
+        guard let object = try? JSONSerialization.jsonObject(with: body), let root = object as? [String: Any],
+              let data = root["data"] as? [String: Any] else {
+            throw HTTPError(.badRequest, message: "the body is not a Telnyx webhook (no \"data\" object)")
+        }
+        guard let type = data["event_type"] as? String else { throw HTTPError(.badRequest, message: "missing \"data.event_type\"") }
+        guard type == "message.received" else { return .ignored(String(type.prefix(40))) }
+        guard let payload = data["payload"] as? [String: Any] else { throw HTTPError(.badRequest, message: "missing \"data.payload\"") }
+        guard let id = payload["id"] as? String, !id.isEmpty else { throw HTTPError(.badRequest, message: "missing \"data.payload.id\"") }
+        guard let from = (payload["from"] as? [String: Any])?["phone_number"] as? String, !from.isEmpty else {
+            throw HTTPError(.badRequest, message: "missing \"data.payload.from.phone_number\"")
+        }
+        let to = ((payload["to"] as? [[String: Any]])?.first?["phone_number"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        let text = payload["text"] as? String ?? ""
+        let media = (payload["media"] as? [[String: Any]] ?? []).compactMap { $0["url"] as? String }
+        return .message(InboundMessage(source: source, sourceID: String(id.prefix(64)), from: from, to: to, body: text, media: media,
+                                       receivedAt: plausibleTime(payload["received_at"] as? String, now: now)))
+    }
+}
+
+extension HTTPField.Name {
+    static let telnyxSignature = Self("telnyx-signature-ed25519")!
+    static let telnyxTimestamp = Self("telnyx-timestamp")!
+    static let smsGatewaySignature = Self("X-Signature")!
+    static let smsGatewayTimestamp = Self("X-Timestamp")!
+}
