@@ -84,6 +84,7 @@ public func buildApplication(
         switch source {
         case .smsGateway(let gateway): signed(SMSGatewayAdapter(config: gateway), path: gateway.path)
         case .telnyx(let telnyx): signed(TelnyxAdapter(config: telnyx), path: telnyx.path)
+        case .httpSMS(let httpSMS): signed(HTTPSMSAdapter(config: httpSMS), path: httpSMS.path)
         }
     }
     let host = config.server.host

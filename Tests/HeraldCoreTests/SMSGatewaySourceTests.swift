@@ -39,6 +39,30 @@ struct SMSGatewaySourceTests {
         #expect(!TelnyxSignature.isValid(signature: String(Self.telnyxSignature.dropLast(4)), timestamp: "1719046000", body: body, publicKey: Self.telnyxKey))
     }
 
+    /// PROTOCOLS.md A3's vector (httpSMS's JWT) and its negatives, at the vector's own time.
+    static let httpsmsToken = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhcGkuaHR0cHNtcy5jb20iLCJzdWIiOiJYdEFCejZ6ZGVGTW9CTG9sdHo2U1JFRHZSU2gyIiwiYXVkIjpbImh0dHBzOi8vaGVyYWxkLmV4YW1wbGUuY29tL2hvb2tzL2h0dHBzbXMiXSwiZXhwIjoxNzE5MDQ2NjAwLCJuYmYiOjE3MTkwNDU0MDAsImlhdCI6MTcxOTA0NjAwMH0.RQogJnVSyQZElShFlnESFwffciFf8SlUlUPwS5gbzNo"
+
+    @Test func httpsmsVectorAndItsNegatives() {
+        let key = "httpsms-signing-key-0001"
+        let url = "https://herald.example.com/hooks/httpsms"
+        let at = Date(timeIntervalSince1970: 1_719_046_000)
+        #expect(HTTPSMSToken.check(Self.httpsmsToken, signingKey: key, audience: url, now: at) == nil)
+        #expect(HTTPSMSToken.check(String(Self.httpsmsToken.dropLast()) + "p", signingKey: key, audience: url, now: at) == .signature, "last character changed")
+        #expect(HTTPSMSToken.check(Self.httpsmsToken, signingKey: key + "x", audience: url, now: at) == .signature)
+        #expect(HTTPSMSToken.check(Self.httpsmsToken, signingKey: key, audience: "https://herald.example.com/hooks/other", now: at) == .audience)
+        #expect(HTTPSMSToken.check(Self.httpsmsToken, signingKey: key, audience: url, now: at.addingTimeInterval(661)) == .expired)
+        #expect(HTTPSMSToken.check(Self.httpsmsToken, signingKey: key, audience: url, now: at.addingTimeInterval(-661)) == .notYetValid)
+        // exp changed in the claims: the signature no longer matches.
+        let parts = Self.httpsmsToken.split(separator: ".").map(String.init)
+        let claims = String(decoding: Data(base64Encoded: parts[1] + "=")!, as: UTF8.self).replacingOccurrences(of: "1719046600", with: "1719049600")
+        let forged = parts[0] + "." + Data(claims.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_") + "." + parts[2]
+        #expect(HTTPSMSToken.check(forged, signingKey: key, audience: url, now: at) == .signature)
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + "."
+        #expect(HTTPSMSToken.check(none, signingKey: key, audience: url, now: at) == .algorithm, "alg none is refused")
+        #expect(HTTPSMSToken.check("not-a-jwt", signingKey: key, audience: url, now: at) == .malformed)
+        #expect(HTTPSMSToken.check(HTTPSMSToken.make(signingKey: key, audience: url, now: at), signingKey: key, audience: url, now: at) == nil, "make and check agree")
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {
@@ -81,6 +105,7 @@ struct SMSGatewaySourceTests {
         ("sources:\n  phone: { type: pager, signing_key: k }\n", 2, 18, "unknown source type 'pager'; expected one of twilio, http, sms-gateway"),
         ("sources:\n  phone: { type: plivo }\n", 2, 18, "source type 'plivo' is not supported yet"),
         ("sources:\n  tx: { type: telnyx }\n", 2, 7, "sources.tx needs a `public_key`"),
+        ("sources:\n  hs: { type: httpsms, signing_key: k }\n", 2, 7, "sources.hs (httpsms) needs server.public_url"),
         ("sources:\n  tx: { type: telnyx, public_key: bm90LWEta2V5 }\n", 2, 35, "must be the base64 of a 32-byte Ed25519 key"),
         ("sources:\n  Phone_1: { type: sms-gateway, signing_key: k }\n", 2, 3, "source name 'Phone_1' must be lower-case letters, digits and dashes"),
         ("sources:\n  a: { type: sms-gateway, signing_key: k, path: /x }\n  b: { type: sms-gateway, signing_key: k, path: /x }\n", 3, 49, "sources.b.path '/x' is also the path of sources.a"),

@@ -305,15 +305,17 @@ struct ConfigBuilder {
                 named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
             case TelnyxSourceConfig.type:
                 named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
+            case HTTPSMSSourceConfig.type:
+                named = readHTTPSMSSource(source, name: name, server: server).map(NamedSource.httpSMS)
             case "twilio", "http":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "smsforwarder", "httpsms", "sms-to-url", "vonage", "plivo":
+            case "smsforwarder", "sms-to-url", "vonage", "plivo":
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx)")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx, httpsms)")
             default:
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx, httpsms")
             }
             guard let named else { continue }
             if let other = paths[named.path] {
@@ -324,6 +326,24 @@ struct ConfigBuilder {
             sources.named.append(named)
         }
         return sources
+    }
+
+    private func readHTTPSMSSource(_ section: ConfigSection, name: String, server: ServerConfig) -> HTTPSMSSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        guard section.has("signing_key") else {
+            section.fail(nil, "sources.\(name) needs a `signing_key`: the webhook's signing key in httpSMS (Settings → Webhooks)")
+            return nil
+        }
+        guard let key = section.string("signing_key") else { return nil }
+        guard !key.isEmpty else {
+            section.fail("signing_key", "sources.\(name).signing_key is empty; set one on the webhook in httpSMS")
+            return nil
+        }
+        guard let base = server.publicURL else {
+            section.fail(nil, "sources.\(name) (httpsms) needs server.public_url: httpSMS's token names the exact URL it calls, public_url + \(path)")
+            return nil
+        }
+        return HTTPSMSSourceConfig(name: name, path: path, signingKey: Secret(key), audience: base + path)
     }
 
     private func readTelnyxSource(_ section: ConfigSection, name: String) -> TelnyxSourceConfig? {

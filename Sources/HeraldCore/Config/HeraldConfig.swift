@@ -143,11 +143,13 @@ public struct SourcesConfig: Sendable {
 public enum NamedSource: Sendable, Equatable {
     case smsGateway(SMSGatewaySourceConfig)
     case telnyx(TelnyxSourceConfig)
+    case httpSMS(HTTPSMSSourceConfig)
 
     public var name: String {
         switch self {
         case .smsGateway(let config): config.name
         case .telnyx(let config): config.name
+        case .httpSMS(let config): config.name
         }
     }
 
@@ -155,6 +157,7 @@ public enum NamedSource: Sendable, Equatable {
         switch self {
         case .smsGateway(let config): config.path
         case .telnyx(let config): config.path
+        case .httpSMS(let config): config.path
         }
     }
 
@@ -162,8 +165,20 @@ public enum NamedSource: Sendable, Equatable {
         switch self {
         case .smsGateway: SMSGatewaySourceConfig.type
         case .telnyx: TelnyxSourceConfig.type
+        case .httpSMS: HTTPSMSSourceConfig.type
         }
     }
+}
+
+/// `sources.<name>: { type: httpsms, signing_key, path? }`: httpSMS's `message.phone.received`
+/// webhooks, with a bearer JWT whose audience is the URL httpSMS calls (`server.public_url` + path).
+public struct HTTPSMSSourceConfig: Sendable, Equatable {
+    public static let type = "httpsms"
+    public var name: String
+    public var path: String
+    public var signingKey: Secret
+    /// The exact URL configured in httpSMS: the token's `aud`.
+    public var audience: String
 }
 
 /// `sources.<name>: { type: telnyx, public_key, path?, max_skew? }`: a Telnyx number's inbound

@@ -229,6 +229,52 @@ struct TelnyxAdapter: SourceAdapter {
     }
 }
 
+/// `type: httpsms`: httpSMS's CloudEvents. `Authorization: Bearer <JWT>` (HS256, audience this
+/// source's public URL, ±10 min) proves the sender; it does not cover the body.
+struct HTTPSMSAdapter: SourceAdapter {
+    let config: HTTPSMSSourceConfig
+    var name: String { config.name }
+
+    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+        guard let authorization = headers[.authorization], authorization.hasPrefix("Bearer ") else {
+            return SourceRefusal(status: .unauthorized, message: "missing the bearer token: set a signing key on the webhook in httpSMS",
+                                 outcome: .rejectedAuth, reason: "no bearer token")
+        }
+        if let failure = HTTPSMSToken.check(String(authorization.dropFirst("Bearer ".count)), signingKey: config.signingKey.value, audience: config.audience, now: now) {
+            return SourceRefusal(status: failure == .malformed ? .unauthorized : .forbidden, message: failure.description,
+                                 outcome: .rejectedSignature, reason: failure.description)
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        try Self.parse(body, source: config.name, now: now)
+    }
+
+    /// `{"specversion","id","type":"message.phone.received","data":{"message_id","owner","contact","content","timestamp","encrypted","attachments"}}`.
+    /// The message id is the dedupe key (the event id changes when httpSMS sends it again).
+    static func parse(_ body: Data, source: String, now: Date) throws -> SourceEnvelope {
+        guard let object = try? JSONSerialization.jsonObject(with: body), let event = object as? [String: Any] else {
+            throw HTTPError(.badRequest, message: "the body is not a JSON object")
+        }
+        guard let type = event["type"] as? String else { throw HTTPError(.badRequest, message: "missing \"type\"") }
+        guard type == "message.phone.received" else { return .ignored(String(type.prefix(40))) }
+        guard let data = event["data"] as? [String: Any] else { throw HTTPError(.badRequest, message: "missing \"data\"") }
+        if data["encrypted"] as? Bool == true {
+            throw HTTPError(.unprocessableContent, message: "the message is end-to-end encrypted in httpSMS; Herald cannot read it (turn encryption off for this phone)")
+        }
+        guard let sender = data["contact"] as? String, !sender.isEmpty else { throw HTTPError(.badRequest, message: "missing \"data.contact\"") }
+        guard let text = data["content"] as? String else { throw HTTPError(.badRequest, message: "missing \"data.content\"") }
+        guard let id = (data["message_id"] as? String) ?? (event["id"] as? String), !id.isEmpty else {
+            throw HTTPError(.badRequest, message: "missing \"data.message_id\"")
+        }
+        let owner = (data["owner"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        let media = data["attachments"] as? [String] ?? []
+        return .message(InboundMessage(source: source, sourceID: String(id.prefix(64)), from: sender, to: owner, body: text, media: media,
+                                       receivedAt: plausibleTime(data["timestamp"] as? String, now: now)))
+    }
+}
+
 extension HTTPField.Name {
     static let telnyxSignature = Self("telnyx-signature-ed25519")!
     static let telnyxTimestamp = Self("telnyx-timestamp")!
