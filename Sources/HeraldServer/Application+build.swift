@@ -85,6 +85,7 @@ public func buildApplication(
         case .smsGateway(let gateway): signed(SMSGatewayAdapter(config: gateway), path: gateway.path)
         case .telnyx(let telnyx): signed(TelnyxAdapter(config: telnyx), path: telnyx.path)
         case .httpSMS(let httpSMS): signed(HTTPSMSAdapter(config: httpSMS), path: httpSMS.path)
+        case .smsToURL(let smsToURL): signed(SMSToURLAdapter(config: smsToURL), path: smsToURL.path)
         }
     }
     let host = config.server.host

@@ -63,6 +63,24 @@ struct SMSGatewaySourceTests {
         #expect(HTTPSMSToken.check(HTTPSMSToken.make(signingKey: key, audience: url, now: at), signingKey: key, audience: url, now: at) == nil, "make and check agree")
     }
 
+    /// PROTOCOLS.md A4's vector ("Incoming SMS to URL forwarder", the signed version).
+    static let smsToURLBody = "{\n  \"from\":\"+15551234567\",\n  \"text\":\"Your code is 123456\",\n  \"sentStamp\":1719046000000,\n  \"receivedStamp\":1719046001234,\n  \"sim\":\"sim1\"\n}"
+
+    @Test func smsToURLVectorAndItsNegative() {
+        #expect(SMSToURLSignature.compute(body: Array(Self.smsToURLBody.utf8), secret: "is2u-secret-key") == "00799135f73398def8f3db1ce4d9972ebf6f825b0332e53a344a06f2b9e137f7")
+        #expect(SMSToURLSignature.compute(body: Array(Self.smsToURLBody.replacingOccurrences(of: "123456", with: "123457").utf8), secret: "is2u-secret-key")
+                != "00799135f73398def8f3db1ce4d9972ebf6f825b0332e53a344a06f2b9e137f7")
+        #expect(SMSToURLSignature.dedupeKey(from: "+1555", sentStamp: "1", text: "a", sim: "sim1") != SMSToURLSignature.dedupeKey(from: "+1555", sentStamp: "1", text: "a", sim: "sim2"))
+    }
+
+    @Test func smsToURLNeedsAProofAndSaysWhatEachProofLacks() throws {
+        #expect(Self.errors("sources:\n  old-phone: { type: sms-to-url }\n" + Self.routes).contains { $0.message.contains("needs a `token`") && $0.line == 2 })
+        let tokenOnly = try ConfigLoader.parse("sources:\n  old-phone: { type: sms-to-url, token: t0k }\n" + Self.routes)
+        #expect(tokenOnly.warnings.contains { $0.contains("the body is not signed") })
+        let signed = try ConfigLoader.parse("sources:\n  new-phone: { type: sms-to-url, signing_key: s3c }\n" + Self.routes)
+        #expect(signed.warnings.contains { $0.contains("can be sent again") })
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {

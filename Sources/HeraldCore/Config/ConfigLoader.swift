@@ -305,17 +305,19 @@ struct ConfigBuilder {
                 named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
             case TelnyxSourceConfig.type:
                 named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
+            case SMSToURLSourceConfig.type:
+                named = readSMSToURLSource(source, name: name).map(NamedSource.smsToURL)
             case HTTPSMSSourceConfig.type:
                 named = readHTTPSMSSource(source, name: name, server: server).map(NamedSource.httpSMS)
             case "twilio", "http":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "smsforwarder", "sms-to-url", "vonage", "plivo":
+            case "smsforwarder", "vonage", "plivo":
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx, httpsms)")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx, httpsms, sms-to-url)")
             default:
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx, httpsms")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx, httpsms, sms-to-url")
             }
             guard let named else { continue }
             if let other = paths[named.path] {
@@ -326,6 +328,22 @@ struct ConfigBuilder {
             sources.named.append(named)
         }
         return sources
+    }
+
+    private func readSMSToURLSource(_ section: ConfigSection, name: String) -> SMSToURLSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        let key = section.string("signing_key").flatMap { $0.isEmpty ? nil : Secret($0) }
+        let token = section.string("token").flatMap { $0.isEmpty ? nil : Secret($0) }
+        if key == nil && token == nil {
+            section.fail(nil, "sources.\(name) (sms-to-url) needs a `token` (put ?token=… in the app's URL) or the app's `signing_key`: versions before 2.4 do not sign, so without one anyone could post messages")
+            return nil
+        }
+        if token == nil {
+            section.warn("sources.\(name): the app's signature has no timestamp, so a captured request can be sent again (Herald stores it once); a `token` in the URL adds nothing against that, HTTPS does")
+        } else if key == nil {
+            section.warn("sources.\(name): only the token proves a request (the body is not signed); keep the URL secret and use HTTPS")
+        }
+        return SMSToURLSourceConfig(name: name, path: path, signingKey: key, token: token)
     }
 
     private func readHTTPSMSSource(_ section: ConfigSection, name: String, server: ServerConfig) -> HTTPSMSSourceConfig? {

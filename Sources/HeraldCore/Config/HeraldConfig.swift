@@ -144,12 +144,14 @@ public enum NamedSource: Sendable, Equatable {
     case smsGateway(SMSGatewaySourceConfig)
     case telnyx(TelnyxSourceConfig)
     case httpSMS(HTTPSMSSourceConfig)
+    case smsToURL(SMSToURLSourceConfig)
 
     public var name: String {
         switch self {
         case .smsGateway(let config): config.name
         case .telnyx(let config): config.name
         case .httpSMS(let config): config.name
+        case .smsToURL(let config): config.name
         }
     }
 
@@ -158,6 +160,7 @@ public enum NamedSource: Sendable, Equatable {
         case .smsGateway(let config): config.path
         case .telnyx(let config): config.path
         case .httpSMS(let config): config.path
+        case .smsToURL(let config): config.path
         }
     }
 
@@ -166,8 +169,20 @@ public enum NamedSource: Sendable, Equatable {
         case .smsGateway: SMSGatewaySourceConfig.type
         case .telnyx: TelnyxSourceConfig.type
         case .httpSMS: HTTPSMSSourceConfig.type
+        case .smsToURL: SMSToURLSourceConfig.type
         }
     }
+}
+
+/// `sources.<name>: { type: sms-to-url, signing_key?, token?, path? }`: "Incoming SMS to URL
+/// forwarder". At least one of the two: the app's body signature (newer versions), or a token for
+/// versions that do not sign.
+public struct SMSToURLSourceConfig: Sendable, Equatable {
+    public static let type = "sms-to-url"
+    public var name: String
+    public var path: String
+    public var signingKey: Secret?
+    public var token: Secret?
 }
 
 /// `sources.<name>: { type: httpsms, signing_key, path? }`: httpSMS's `message.phone.received`

@@ -37,8 +37,29 @@ public final class SourceLiveness: Sendable {
 protocol SourceAdapter: Sendable {
     var name: String { get }
     /// Nil when the request proves itself; else why not (checked over the raw bytes, before any parsing).
-    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal?
+    func check(_ request: SourceRequest) -> SourceRefusal?
     func parse(_ body: Data, now: Date) throws -> SourceEnvelope
+}
+
+/// What a source's check sees: the raw request.
+struct SourceRequest {
+    var headers: HTTPFields
+    var body: [UInt8]
+    /// The URL's query parameters (phone apps that cannot set a header put a token there).
+    var query: [String: String]
+    var now: Date
+
+    /// `Authorization: Bearer <token>` or `?token=` equals `token` (constant time).
+    func carries(token: Secret) -> Bool {
+        var given: String?
+        if let authorization = headers[.authorization], authorization.hasPrefix("Bearer ") {
+            given = String(authorization.dropFirst("Bearer ".count))
+        } else {
+            given = query["token"]
+        }
+        guard let given else { return false }
+        return constantTimeEquals(given, token.value)
+    }
 }
 
 struct SourceRefusal: Error {
@@ -75,7 +96,9 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
         let buffer = try await collectBody(request, maxBody: maxBody, source: source, metrics: metrics)
         let body = Array(buffer.readableBytesView)
         let now = clock.now()
-        if let refusal = adapter.check(request.headers, body: body, now: now) {
+        var query: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
+        if let refusal = adapter.check(SourceRequest(headers: request.headers, body: body, query: query, now: now)) {
             metrics.eventReceived(source: source, outcome: refusal.outcome)
             logger.notice("request refused: \(refusal.reason)", metadata: ["source.name": "\(source)"])
             throw HTTPError(refusal.status, message: refusal.message)
@@ -119,7 +142,8 @@ struct SMSGatewayAdapter: SourceAdapter {
     let config: SMSGatewaySourceConfig
     var name: String { config.name }
 
-    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        let (headers, body, now) = (request.headers, request.body, request.now)
         guard let timestamp = headers[.smsGatewayTimestamp], let signature = headers[.smsGatewaySignature] else {
             return SourceRefusal(status: .unauthorized, message: "missing X-Signature or X-Timestamp: set the signing key in the app's Settings → Webhooks",
                                  outcome: .rejectedAuth, reason: "no X-Signature or X-Timestamp")
@@ -187,7 +211,8 @@ struct TelnyxAdapter: SourceAdapter {
     let config: TelnyxSourceConfig
     var name: String { config.name }
 
-    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        let (headers, body, now) = (request.headers, request.body, request.now)
         guard let timestamp = headers[.telnyxTimestamp], let signature = headers[.telnyxSignature] else {
             return SourceRefusal(status: .unauthorized, message: "missing telnyx-signature-ed25519 or telnyx-timestamp", outcome: .rejectedAuth,
                                  reason: "no telnyx-signature-ed25519 or telnyx-timestamp")
@@ -235,7 +260,8 @@ struct HTTPSMSAdapter: SourceAdapter {
     let config: HTTPSMSSourceConfig
     var name: String { config.name }
 
-    func check(_ headers: HTTPFields, body: [UInt8], now: Date) -> SourceRefusal? {
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        let (headers, now) = (request.headers, request.now)
         guard let authorization = headers[.authorization], authorization.hasPrefix("Bearer ") else {
             return SourceRefusal(status: .unauthorized, message: "missing the bearer token: set a signing key on the webhook in httpSMS",
                                  outcome: .rejectedAuth, reason: "no bearer token")
@@ -272,6 +298,52 @@ struct HTTPSMSAdapter: SourceAdapter {
         let media = data["attachments"] as? [String] ?? []
         return .message(InboundMessage(source: source, sourceID: String(id.prefix(64)), from: sender, to: owner, body: text, media: media,
                                        receivedAt: plausibleTime(data["timestamp"] as? String, now: now)))
+    }
+}
+
+/// `type: sms-to-url`: "Incoming SMS to URL forwarder". Its signature (newer versions) is the
+/// lowercase hex HMAC-SHA256 of the body in `X-Signature`, with no timestamp; older versions do not
+/// sign, so a `token` (bearer or `?token=`) is the proof. With both set, both are required.
+struct SMSToURLAdapter: SourceAdapter {
+    let config: SMSToURLSourceConfig
+    var name: String { config.name }
+
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        if let token = config.token, !request.carries(token: token) {
+            return SourceRefusal(status: .unauthorized, message: "missing or wrong token (Authorization: Bearer, or ?token= in the URL)", outcome: .rejectedAuth,
+                                 reason: "missing or wrong token")
+        }
+        if let key = config.signingKey {
+            guard let signature = request.headers[.smsGatewaySignature] else {
+                return SourceRefusal(status: .unauthorized, message: "missing X-Signature: set the same secret in the app", outcome: .rejectedAuth, reason: "no X-Signature")
+            }
+            let expected = SMSToURLSignature.compute(body: request.body, secret: key.value)
+            guard constantTimeEquals(expected, signature.lowercased()) else {
+                return SourceRefusal(status: .forbidden, message: "wrong X-Signature (is the secret the app's?)", outcome: .rejectedSignature, reason: "wrong signature")
+            }
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        try Self.parse(body, source: config.name, now: now)
+    }
+
+    /// The app's default template: `{"from","text","sentStamp","receivedStamp","sim"}` (stamps in
+    /// milliseconds). No id: the dedupe key is a hash of sender, sent time, text and SIM, the same
+    /// for every retry (the app sends identical bytes).
+    static func parse(_ body: Data, source: String, now: Date) throws -> SourceEnvelope {
+        guard let object = try? JSONSerialization.jsonObject(with: body), let fields = object as? [String: Any] else {
+            throw HTTPError(.badRequest, message: "the body is not a JSON object (the app's template must stay JSON)")
+        }
+        guard let from = fields["from"] as? String, !from.isEmpty else { throw HTTPError(.badRequest, message: "missing \"from\"") }
+        guard let text = fields["text"] as? String else { throw HTTPError(.badRequest, message: "missing \"text\"") }
+        let sent = (fields["sentStamp"] as? NSNumber)?.doubleValue
+        let sim = fields["sim"] as? String ?? ""
+        var receivedAt = sent.map { Date(timeIntervalSince1970: $0 / 1000) }
+        if let date = receivedAt, now.timeIntervalSince(date) > JSONInbound.maximumAge || date.timeIntervalSince(now) > JSONInbound.maximumLead { receivedAt = nil }
+        let key = SMSToURLSignature.dedupeKey(from: from, sentStamp: sent.map { String(Int64($0)) } ?? "", text: text, sim: sim)
+        return .message(InboundMessage(source: source, sourceID: key, from: from, to: nil, body: text, receivedAt: receivedAt))
     }
 }
 
