@@ -86,6 +86,7 @@ public func buildApplication(
         case .telnyx(let telnyx): signed(TelnyxAdapter(config: telnyx), path: telnyx.path)
         case .httpSMS(let httpSMS): signed(HTTPSMSAdapter(config: httpSMS), path: httpSMS.path)
         case .smsToURL(let smsToURL): signed(SMSToURLAdapter(config: smsToURL), path: smsToURL.path)
+        case .smsForwarder(let forwarder): signed(SmsForwarderAdapter(config: forwarder), path: forwarder.path)
         }
     }
     let host = config.server.host

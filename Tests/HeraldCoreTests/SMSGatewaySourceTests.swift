@@ -81,6 +81,19 @@ struct SMSGatewaySourceTests {
         #expect(signed.warnings.contains { $0.contains("can be sent again") })
     }
 
+    /// PROTOCOLS.md A2's vector (SmsForwarder): the sign as sent in JSON (encoded once) and as it
+    /// arrives in the default form mode (encoded twice, so still encoded once after form decoding).
+    @Test func smsForwarderVectorAndItsNegatives() {
+        #expect(SmsForwarderSignature.compute(timestamp: "1719046000123", secret: "SECherald-test") == "C2+cTL9ZNFqqKFQ/8WnZtc2i+7TGOJMWSUswwwVd3Ss=")
+        for sign in ["C2+cTL9ZNFqqKFQ/8WnZtc2i+7TGOJMWSUswwwVd3Ss=", "C2%2BcTL9ZNFqqKFQ%2F8WnZtc2i%2B7TGOJMWSUswwwVd3Ss%3D", "C2%252BcTL9ZNFqqKFQ%252F8WnZtc2i%252B7TGOJMWSUswwwVd3Ss%253D"] {
+            #expect(SmsForwarderSignature.isValid(sign: sign, timestamp: "1719046000123", secret: "SECherald-test"), "\(sign)")
+        }
+        #expect(!SmsForwarderSignature.isValid(sign: "C2%2BcTL9ZNFqqKFQ%2F8WnZtc2i%2B7TGOJMWSUswwwVd3Ss%3D", timestamp: "1719046000124", secret: "SECherald-test"))
+        #expect(!SmsForwarderSignature.isValid(sign: "C2%2BcTL9ZNFqqKFQ%2F8WnZtc2i%2B7TGOJMWSUswwwVd3Ss%3D", timestamp: "1719046000123", secret: "other"))
+        #expect(Self.errors("sources:\n  cn-phone: { type: smsforwarder, secret: s }\n" + Self.routes).contains { $0.message.contains("needs a `token` too") && $0.line == 2 },
+                "the body is unsigned: a token is required")
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {

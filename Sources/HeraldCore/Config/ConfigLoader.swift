@@ -305,6 +305,8 @@ struct ConfigBuilder {
                 named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
             case TelnyxSourceConfig.type:
                 named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
+            case SmsForwarderSourceConfig.type:
+                named = readSmsForwarderSource(source, name: name).map(NamedSource.smsForwarder)
             case SMSToURLSourceConfig.type:
                 named = readSMSToURLSource(source, name: name).map(NamedSource.smsToURL)
             case HTTPSMSSourceConfig.type:
@@ -312,12 +314,12 @@ struct ConfigBuilder {
             case "twilio", "http":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "smsforwarder", "vonage", "plivo":
+            case "vonage", "plivo":
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: twilio, http, sms-gateway, telnyx, httpsms, sms-to-url)")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: \(Self.sourceTypes))")
             default:
                 named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of twilio, http, sms-gateway, telnyx, httpsms, sms-to-url")
+                source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of \(Self.sourceTypes)")
             }
             guard let named else { continue }
             if let other = paths[named.path] {
@@ -328,6 +330,20 @@ struct ConfigBuilder {
             sources.named.append(named)
         }
         return sources
+    }
+
+    private func readSmsForwarderSource(_ section: ConfigSection, name: String) -> SmsForwarderSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        let maxSkew = section.positiveDuration("max_skew") ?? .seconds(300)
+        var ok = true
+        for key in ["secret", "token"] where !section.hasValue(key) || section.string(key)?.isEmpty == true {
+            ok = false
+            section.fail(section.has(key) ? key : nil, key == "secret"
+                ? "sources.\(name) needs the `secret` set in SmsForwarder's webhook sender (its sign)"
+                : "sources.\(name) needs a `token` too (in the app's URL as ?token=…, or as https://user:TOKEN@host): SmsForwarder signs only its timestamp, never the message, so a signed request proves nothing about the text")
+        }
+        guard ok, let secret = section.string("secret"), let token = section.string("token") else { return nil }
+        return SmsForwarderSourceConfig(name: name, path: path, secret: Secret(secret), token: Secret(token), maxSkew: maxSkew)
     }
 
     private func readSMSToURLSource(_ section: ConfigSection, name: String) -> SMSToURLSourceConfig? {
@@ -378,6 +394,8 @@ struct ConfigBuilder {
         }
         return TelnyxSourceConfig(name: name, path: path, publicKey: Array(key), maxSkew: maxSkew)
     }
+
+    static let sourceTypes = "twilio, http, sms-gateway, smsforwarder, httpsms, sms-to-url, telnyx"
 
     static func isSourceName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }

@@ -145,6 +145,7 @@ public enum NamedSource: Sendable, Equatable {
     case telnyx(TelnyxSourceConfig)
     case httpSMS(HTTPSMSSourceConfig)
     case smsToURL(SMSToURLSourceConfig)
+    case smsForwarder(SmsForwarderSourceConfig)
 
     public var name: String {
         switch self {
@@ -152,6 +153,7 @@ public enum NamedSource: Sendable, Equatable {
         case .telnyx(let config): config.name
         case .httpSMS(let config): config.name
         case .smsToURL(let config): config.name
+        case .smsForwarder(let config): config.name
         }
     }
 
@@ -161,6 +163,7 @@ public enum NamedSource: Sendable, Equatable {
         case .telnyx(let config): config.path
         case .httpSMS(let config): config.path
         case .smsToURL(let config): config.path
+        case .smsForwarder(let config): config.path
         }
     }
 
@@ -170,8 +173,20 @@ public enum NamedSource: Sendable, Equatable {
         case .telnyx: TelnyxSourceConfig.type
         case .httpSMS: HTTPSMSSourceConfig.type
         case .smsToURL: SMSToURLSourceConfig.type
+        case .smsForwarder: SmsForwarderSourceConfig.type
         }
     }
+}
+
+/// `sources.<name>: { type: smsforwarder, secret, token, path?, max_skew? }`: SmsForwarder's
+/// "Webhook" sender. Its signature covers only the timestamp, so a `token` is required too.
+public struct SmsForwarderSourceConfig: Sendable, Equatable {
+    public static let type = "smsforwarder"
+    public var name: String
+    public var path: String
+    public var secret: Secret
+    public var token: Secret
+    public var maxSkew: Duration
 }
 
 /// `sources.<name>: { type: sms-to-url, signing_key?, token?, path? }`: "Incoming SMS to URL

@@ -49,11 +49,16 @@ struct SourceRequest {
     var query: [String: String]
     var now: Date
 
-    /// `Authorization: Bearer <token>` or `?token=` equals `token` (constant time).
+    /// `Authorization: Bearer <token>`, Basic auth whose password is the token (apps that put
+    /// `user:token@` in the URL), or `?token=` equals `token` (constant time).
     func carries(token: Secret) -> Bool {
         var given: String?
         if let authorization = headers[.authorization], authorization.hasPrefix("Bearer ") {
             given = String(authorization.dropFirst("Bearer ".count))
+        } else if let authorization = headers[.authorization], authorization.hasPrefix("Basic "),
+                  let decoded = Data(base64Encoded: String(authorization.dropFirst("Basic ".count))).map({ String(decoding: $0, as: UTF8.self) }),
+                  let colon = decoded.firstIndex(of: ":") {
+            given = String(decoded[decoded.index(after: colon)...])
         } else {
             given = query["token"]
         }
@@ -344,6 +349,61 @@ struct SMSToURLAdapter: SourceAdapter {
         if let date = receivedAt, now.timeIntervalSince(date) > JSONInbound.maximumAge || date.timeIntervalSince(now) > JSONInbound.maximumLead { receivedAt = nil }
         let key = SMSToURLSignature.dedupeKey(from: from, sentStamp: sent.map { String(Int64($0)) } ?? "", text: text, sim: sim)
         return .message(InboundMessage(source: source, sourceID: key, from: from, to: nil, body: text, receivedAt: receivedAt))
+    }
+}
+
+/// `type: smsforwarder`: SmsForwarder's webhook sender, as a form (its default) or a JSON
+/// template. The `token` proves the sender and `sign` (over the timestamp only) the freshness.
+struct SmsForwarderAdapter: SourceAdapter {
+    let config: SmsForwarderSourceConfig
+    var name: String { config.name }
+
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        guard request.carries(token: config.token) else {
+            return SourceRefusal(status: .unauthorized, message: "missing or wrong token (?token= in the app's URL, Basic auth, or a bearer token)",
+                                 outcome: .rejectedAuth, reason: "missing or wrong token")
+        }
+        let fields = Self.fields(request.body, contentType: request.headers[.contentType])
+        guard let timestamp = fields["timestamp"], let sign = fields["sign"] else {
+            return SourceRefusal(status: .unauthorized, message: "missing timestamp or sign: set the secret in the app's webhook sender",
+                                 outcome: .rejectedAuth, reason: "no timestamp or sign")
+        }
+        guard SmsForwarderSignature.isValid(sign: sign, timestamp: timestamp, secret: config.secret.value) else {
+            return SourceRefusal(status: .forbidden, message: "wrong sign (is the secret the app's?)", outcome: .rejectedSignature, reason: "wrong sign")
+        }
+        guard let milliseconds = Int64(timestamp), abs(Double(milliseconds) / 1000 - request.now.timeIntervalSince1970) <= config.maxSkew.seconds else {
+            return SourceRefusal(status: .forbidden, message: "timestamp is more than \(config.maxSkew.shortDescription) from this server's clock (a replay, or the phone's clock is off)",
+                                 outcome: .rejectedSignature, reason: "timestamp outside the window")
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        let fields = Self.fields(Array(body), contentType: nil)
+        guard let from = fields["from"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing \"from\"") }
+        // The raw SMS: `[org_content]` in a template; the default `content` is the app's own
+        // template around it (sender, text, SIM, time), which still carries the code.
+        guard let text = fields["text"] ?? fields["org_content"] ?? fields["msg"] ?? fields["content"] else {
+            throw HTTPError(.badRequest, message: "missing the text (\"text\" or \"org_content\" in the template, or the default \"content\")")
+        }
+        // No id: the sender, the text and when the phone received it (the default content holds that time).
+        let key = SMSToURLSignature.dedupeKey(from: from, sentStamp: fields["receive_time"] ?? "", text: fields["content"] ?? text, sim: fields["card_slot"] ?? "")
+        return .message(InboundMessage(source: config.name, sourceID: key, from: from, to: nil, body: text))
+    }
+
+    /// The fields of a form body or of a flat JSON object (numbers as their text).
+    static func fields(_ body: [UInt8], contentType: String?) -> [String: String] {
+        let isJSON = contentType?.lowercased().contains("json") == true || body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{")
+        var fields: [String: String] = [:]
+        if isJSON {
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else { return [:] }
+            for (key, value) in object {
+                if let text = value as? String { fields[key] = text } else if let number = value as? NSNumber { fields[key] = number.stringValue }
+            }
+        } else {
+            for (name, value) in TwilioSignature.parseForm(String(decoding: body, as: UTF8.self)) where fields[name] == nil { fields[name] = value }
+        }
+        return fields
     }
 }
 
