@@ -87,6 +87,7 @@ public func buildApplication(
         case .httpSMS(let httpSMS): signed(HTTPSMSAdapter(config: httpSMS), path: httpSMS.path)
         case .smsToURL(let smsToURL): signed(SMSToURLAdapter(config: smsToURL), path: smsToURL.path)
         case .smsForwarder(let forwarder): signed(SmsForwarderAdapter(config: forwarder), path: forwarder.path)
+        case .plivo(let plivo): signed(PlivoAdapter(config: plivo), path: plivo.path)
         }
     }
     let host = config.server.host

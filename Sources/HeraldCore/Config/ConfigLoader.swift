@@ -305,6 +305,8 @@ struct ConfigBuilder {
                 named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
             case TelnyxSourceConfig.type:
                 named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
+            case PlivoSourceConfig.type:
+                named = readPlivoSource(source, name: name, server: server).map(NamedSource.plivo)
             case SmsForwarderSourceConfig.type:
                 named = readSmsForwarderSource(source, name: name).map(NamedSource.smsForwarder)
             case SMSToURLSourceConfig.type:
@@ -314,7 +316,7 @@ struct ConfigBuilder {
             case "twilio", "http":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "vonage", "plivo":
+            case "vonage":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: \(Self.sourceTypes))")
             default:
@@ -330,6 +332,19 @@ struct ConfigBuilder {
             sources.named.append(named)
         }
         return sources
+    }
+
+    private func readPlivoSource(_ section: ConfigSection, name: String, server: ServerConfig) -> PlivoSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        guard section.hasValue("auth_token"), let token = section.string("auth_token"), !token.isEmpty else {
+            section.fail(section.has("auth_token") ? "auth_token" : nil, "sources.\(name) needs the Plivo account's `auth_token` (Plivo console → Overview): it signs every webhook")
+            return nil
+        }
+        guard let base = server.publicURL else {
+            section.fail(nil, "sources.\(name) (plivo) needs server.public_url: Plivo signs the exact URL it calls")
+            return nil
+        }
+        return PlivoSourceConfig(name: name, path: path, authToken: Secret(token), publicURL: base)
     }
 
     private func readSmsForwarderSource(_ section: ConfigSection, name: String) -> SmsForwarderSourceConfig? {
@@ -395,7 +410,7 @@ struct ConfigBuilder {
         return TelnyxSourceConfig(name: name, path: path, publicKey: Array(key), maxSkew: maxSkew)
     }
 
-    static let sourceTypes = "twilio, http, sms-gateway, smsforwarder, httpsms, sms-to-url, telnyx"
+    static let sourceTypes = "twilio, http, sms-gateway, smsforwarder, httpsms, sms-to-url, telnyx, plivo"
 
     static func isSourceName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }

@@ -146,6 +146,7 @@ public enum NamedSource: Sendable, Equatable {
     case httpSMS(HTTPSMSSourceConfig)
     case smsToURL(SMSToURLSourceConfig)
     case smsForwarder(SmsForwarderSourceConfig)
+    case plivo(PlivoSourceConfig)
 
     public var name: String {
         switch self {
@@ -154,6 +155,7 @@ public enum NamedSource: Sendable, Equatable {
         case .httpSMS(let config): config.name
         case .smsToURL(let config): config.name
         case .smsForwarder(let config): config.name
+        case .plivo(let config): config.name
         }
     }
 
@@ -164,6 +166,7 @@ public enum NamedSource: Sendable, Equatable {
         case .httpSMS(let config): config.path
         case .smsToURL(let config): config.path
         case .smsForwarder(let config): config.path
+        case .plivo(let config): config.path
         }
     }
 
@@ -174,8 +177,20 @@ public enum NamedSource: Sendable, Equatable {
         case .httpSMS: HTTPSMSSourceConfig.type
         case .smsToURL: SMSToURLSourceConfig.type
         case .smsForwarder: SmsForwarderSourceConfig.type
+        case .plivo: PlivoSourceConfig.type
         }
     }
+}
+
+/// `sources.<name>: { type: plivo, auth_token, path? }`: a Plivo number's inbound SMS (its
+/// `message_url`), signed with `X-Plivo-Signature-V3` over the public URL, the form and a nonce.
+public struct PlivoSourceConfig: Sendable, Equatable {
+    public static let type = "plivo"
+    public var name: String
+    public var path: String
+    public var authToken: Secret
+    /// `server.public_url`: the URL Plivo calls is signed, so it must be the public one.
+    public var publicURL: String
 }
 
 /// `sources.<name>: { type: smsforwarder, secret, token, path?, max_skew? }`: SmsForwarder's

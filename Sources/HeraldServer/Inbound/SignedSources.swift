@@ -39,6 +39,15 @@ protocol SourceAdapter: Sendable {
     /// Nil when the request proves itself; else why not (checked over the raw bytes, before any parsing).
     func check(_ request: SourceRequest) -> SourceRefusal?
     func parse(_ body: Data, now: Date) throws -> SourceEnvelope
+    /// The answer to a stored or duplicate message (default: `200 {"id": …}`).
+    func accepted(eventID: String) throws -> Response
+}
+
+extension SourceAdapter {
+    func accepted(eventID: String) throws -> Response {
+        let answer = try JSONSerialization.data(withJSONObject: ["id": eventID])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+    }
 }
 
 /// What a source's check sees: the raw request.
@@ -47,6 +56,8 @@ struct SourceRequest {
     var body: [UInt8]
     /// The URL's query parameters (phone apps that cannot set a header put a token there).
     var query: [String: String]
+    /// The path and query as received (`/sources/x?tenant=acme`), for schemes that sign the URL.
+    var pathAndQuery: String
     var now: Date
 
     /// `Authorization: Bearer <token>`, Basic auth whose password is the token (apps that put
@@ -103,7 +114,8 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
         let now = clock.now()
         var query: [String: String] = [:]
         for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
-        if let refusal = adapter.check(SourceRequest(headers: request.headers, body: body, query: query, now: now)) {
+        let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        if let refusal = adapter.check(SourceRequest(headers: request.headers, body: body, query: query, pathAndQuery: pathAndQuery, now: now)) {
             metrics.eventReceived(source: source, outcome: refusal.outcome)
             logger.notice("request refused: \(refusal.reason)", metadata: ["source.name": "\(source)"])
             throw HTTPError(refusal.status, message: refusal.message)
@@ -134,8 +146,7 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
                 throw HTTPError(.internalServerError, message: "could not store the message")
             }
             liveness.message(source, at: now)
-            let answer = try JSONSerialization.data(withJSONObject: ["id": result.eventID])
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+            return try adapter.accepted(eventID: result.eventID)
         }
     }
 }
@@ -407,7 +418,57 @@ struct SmsForwarderAdapter: SourceAdapter {
     }
 }
 
+/// `type: plivo`: a Plivo number's inbound SMS, a form signed with `X-Plivo-Signature-V3` (or
+/// `-Ma-V3`) over the public URL, the form and the nonce. V2 alone is refused: it signs neither
+/// the form nor the query, so it proves nothing about the message.
+struct PlivoAdapter: SourceAdapter {
+    let config: PlivoSourceConfig
+    var name: String { config.name }
+
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        guard let nonce = request.headers[.plivoNonceV3], request.headers[.plivoSignatureV3] != nil || request.headers[.plivoSignatureMaV3] != nil else {
+            let v2Only = request.headers[.plivoSignatureV2] != nil
+            return SourceRefusal(status: v2Only ? .forbidden : .unauthorized,
+                                 message: v2Only ? "only X-Plivo-Signature-V2, which does not sign the message: Herald needs V3" : "missing X-Plivo-Signature-V3 and its nonce",
+                                 outcome: v2Only ? .rejectedSignature : .rejectedAuth, reason: v2Only ? "V2 signature only" : "no V3 signature")
+        }
+        let parameters = TwilioSignature.parseForm(String(decoding: request.body, as: UTF8.self))
+        let url = config.publicURL + request.pathAndQuery
+        let valid = [request.headers[.plivoSignatureV3], request.headers[.plivoSignatureMaV3]].compactMap { $0 }.contains {
+            PlivoSignature.isValid(header: $0, url: url, parameters: parameters, nonce: nonce, authToken: config.authToken.value)
+        }
+        guard valid else {
+            return SourceRefusal(status: .forbidden, message: "wrong X-Plivo-Signature-V3 (is auth_token the account's, and server.public_url the URL Plivo calls?)",
+                                 outcome: .rejectedSignature, reason: "wrong signature")
+        }
+        return nil
+    }
+
+    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+        var fields: [String: String] = [:]
+        for (name, value) in TwilioSignature.parseForm(String(decoding: body, as: UTF8.self)) where fields[name] == nil { fields[name] = value }
+        guard let id = fields["MessageUUID"], !id.isEmpty else { throw HTTPError(.badRequest, message: "missing MessageUUID") }
+        guard let from = fields["From"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing From") }
+        let text = fields["Text"] ?? fields["Body"] ?? ""
+        // Plivo sends numbers without the plus.
+        func e164(_ number: String?) -> String? {
+            guard let number, !number.isEmpty else { return nil }
+            return number.first == "+" || !number.allSatisfy(\.isNumber) ? number : "+" + number
+        }
+        return .message(InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: e164(from) ?? from, to: e164(fields["To"]), body: text))
+    }
+
+    /// Plivo reads the answer as Message XML: an empty one sends nothing back.
+    func accepted(eventID: String) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/xml"], body: .init(byteBuffer: ByteBuffer(string: "<Response></Response>")))
+    }
+}
+
 extension HTTPField.Name {
+    static let plivoSignatureV3 = Self("X-Plivo-Signature-V3")!
+    static let plivoSignatureMaV3 = Self("X-Plivo-Signature-Ma-V3")!
+    static let plivoNonceV3 = Self("X-Plivo-Signature-V3-Nonce")!
+    static let plivoSignatureV2 = Self("X-Plivo-Signature-V2")!
     static let telnyxSignature = Self("telnyx-signature-ed25519")!
     static let telnyxTimestamp = Self("telnyx-timestamp")!
     static let smsGatewaySignature = Self("X-Signature")!

@@ -3,8 +3,8 @@ import HeraldCore
 import HeraldSinks
 import Testing
 
-@Suite("sms-gateway source: signature and configuration")
-struct SMSGatewaySourceTests {
+@Suite("Named sources: signatures (PROTOCOLS vectors) and configuration")
+struct SourceSignatureTests {
     /// PROTOCOLS.md A1's vector: the body as the app sends it (Gson escapes the apostrophe).
     static let body = #"{"id":"Ey6ECgOkVVFjz3CL48B8C","webhookId":"LreFUt-Z3sSq0JufY9uWB","event":"sms:received","deviceId":"ffffffffceb0b1db0000018e937c815b","payload":{"message":"Your code is 123456. Don\u0027t share it.","receivedAt":"2024-06-22T15:46:11.000+07:00","messageId":"7c2a91f0","sender":"+15551234567","recipient":"+15557654321","simNumber":1,"phoneNumber":"+15551234567"}}"#
     static let signature = "a4ac07f21c686f7d76753178246026117a9253bd4ab785f921d433654dd2419f"
@@ -94,6 +94,26 @@ struct SMSGatewaySourceTests {
                 "the body is unsigned: a token is required")
     }
 
+    /// PROTOCOLS.md A7's own vector (Plivo V3) and its negative.
+    static let plivoForm: [(name: String, value: String)] = [
+        ("From", "15551234567"), ("To", "15557654321"), ("Text", "Your code is 123456"), ("Type", "sms"),
+        ("MessageUUID", "2b0fc1f6-3a4e-11ef-9a5b-0242ac110002"), ("Units", "1"), ("TotalRate", "0.00000"), ("TotalAmount", "0.00000"),
+        ("MessageIntent", ""), ("PowerpackUUID", ""),
+    ]
+
+    @Test func plivoVectorAndItsNegative() {
+        let url = "https://herald.example.com/hooks/plivo?tenant=acme"
+        let token = "MjQ0YWE1ZGQ0NzY3ZjQ3NzE0ZWQ5MjBhNGVmNDA0"
+        #expect(PlivoSignature.v3(url: url, parameters: Self.plivoForm, nonce: "05429567804466091622", authToken: token) == "TV1sNFx1im45aWkyWoKanSfS1u3P6L5GRRqZxoeP6Ug=")
+        #expect(PlivoSignature.isValid(header: "bm90LWl0, TV1sNFx1im45aWkyWoKanSfS1u3P6L5GRRqZxoeP6Ug=", url: url, parameters: Self.plivoForm, nonce: "05429567804466091622", authToken: token),
+                "any of several signatures")
+        var changed = Self.plivoForm
+        changed[2].value = "Your code is 123457"
+        #expect(!PlivoSignature.isValid(header: "TV1sNFx1im45aWkyWoKanSfS1u3P6L5GRRqZxoeP6Ug=", url: url, parameters: changed, nonce: "05429567804466091622", authToken: token))
+        #expect(!PlivoSignature.isValid(header: "TV1sNFx1im45aWkyWoKanSfS1u3P6L5GRRqZxoeP6Ug=", url: "https://herald.example.com/hooks/plivo", parameters: Self.plivoForm,
+                                        nonce: "05429567804466091622", authToken: token), "the query is signed")
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {
@@ -134,7 +154,7 @@ struct SMSGatewaySourceTests {
         ("sources:\n  phone: { type: sms-gateway }\n", 2, 10, "sources.phone needs a `signing_key`"),
         ("sources:\n  phone: { type: sms-gateway, signing_key: \"\" }\n", 2, 44, "sources.phone.signing_key is empty"),
         ("sources:\n  phone: { type: pager, signing_key: k }\n", 2, 18, "unknown source type 'pager'; expected one of twilio, http, sms-gateway"),
-        ("sources:\n  phone: { type: plivo }\n", 2, 18, "source type 'plivo' is not supported yet"),
+        ("sources:\n  phone: { type: vonage }\n", 2, 18, "source type 'vonage' is not supported yet"),
         ("sources:\n  tx: { type: telnyx }\n", 2, 7, "sources.tx needs a `public_key`"),
         ("sources:\n  hs: { type: httpsms, signing_key: k }\n", 2, 7, "sources.hs (httpsms) needs server.public_url"),
         ("sources:\n  tx: { type: telnyx, public_key: bm90LWEta2V5 }\n", 2, 35, "must be the base64 of a 32-byte Ed25519 key"),
