@@ -181,8 +181,10 @@ struct Sign: ParsableCommand {
         discussion: """
             Twilio (the default): the X-Twilio-Signature for --url and the form parameters (Name=value; for a GET, \
             put them in --url). Without --token, the configuration's Twilio auth token is used.
-            --source NAME of type sms-gateway: the X-Timestamp and X-Signature headers for the body in --body-file \
-            (send that file unchanged: curl --data-binary @FILE), signed with the source's signing_key.
+            --source NAME: what makes a request valid for that source — sms-gateway: X-Timestamp and X-Signature for \
+            --body-file (send it unchanged: curl --data-binary @FILE); httpsms: the bearer token; sms-to-url: \
+            X-Signature for --body-file; smsforwarder: the timestamp and sign fields; plivo: the V3 signature and nonce \
+            for --url and the form as Name=value. Telnyx requests cannot be signed here (only Telnyx holds its key).
             """
     )
 
@@ -209,25 +211,42 @@ struct Sign: ParsableCommand {
     func run() throws {
         if let source, source != "twilio" {
             let config = try options.load()
-            guard let gateway = config.sources.smsGateways.first(where: { $0.name == source }) else {
+            guard let named = config.sources.named.first(where: { $0.name == source }) else {
                 let known = config.sources.names.joined(separator: ", ")
-                throw ValidationError("no source '\(source)' of a type herald sign knows (sources: \(known.isEmpty ? "none" : known))")
+                throw ValidationError("no source '\(source)' (sources: \(known.isEmpty ? "none" : known))")
             }
-            guard let bodyFile else { throw ValidationError("sources.\(source) is an sms-gateway source: pass --body-file with the exact JSON to send") }
-            guard let body = FileManager.default.contents(atPath: bodyFile) else { throw ValidationError("cannot read \(bodyFile)") }
-            let time = "\(timestamp ?? Int(Date().timeIntervalSince1970))"
-            print("X-Timestamp: \(time)")
-            print("X-Signature: \(SMSGatewaySignature.compute(body: body, timestamp: time, signingKey: gateway.signingKey.value))")
+            let time = timestamp ?? Int(Date().timeIntervalSince1970)
+            func body() throws -> Data {
+                guard let bodyFile else { throw ValidationError("sources.\(source) is a \(named.type) source: pass --body-file with the exact body to send") }
+                guard let data = FileManager.default.contents(atPath: bodyFile) else { throw ValidationError("cannot read \(bodyFile)") }
+                return data
+            }
+            switch named {
+            case .smsGateway(let gateway):
+                let data = try body()
+                print("X-Timestamp: \(time)")
+                print("X-Signature: \(SMSGatewaySignature.compute(body: data, timestamp: "\(time)", signingKey: gateway.signingKey.value))")
+            case .httpSMS(let httpSMS):
+                print("Authorization: Bearer \(HTTPSMSToken.make(signingKey: httpSMS.signingKey.value, audience: httpSMS.audience, now: Date(timeIntervalSince1970: TimeInterval(time))))")
+            case .smsToURL(let smsToURL):
+                if let key = smsToURL.signingKey { print("X-Signature: \(SMSToURLSignature.compute(body: try body(), secret: key.value))") }
+                if smsToURL.token != nil { print("Authorization: Bearer <sources.\(source).token>   (or ?token=… in the URL)") }
+            case .smsForwarder(let forwarder):
+                let milliseconds = "\(Int64(time) * 1000)"
+                print("form fields: timestamp=\(milliseconds)&sign=\(SmsForwarderSignature.compute(timestamp: milliseconds, secret: forwarder.secret.value).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+                print("query: ?token=<sources.\(source).token>")
+            case .plivo(let plivo):
+                guard let url else { throw ValidationError("pass --url: the URL Plivo calls (\(plivo.publicURL)\(plivo.path)…), and the form as Name=value") }
+                let nonce = "\(UInt64.random(in: 1...UInt64.max))"
+                print("X-Plivo-Signature-V3: \(PlivoSignature.v3(url: url, parameters: try pairs(), nonce: nonce, authToken: plivo.authToken.value))")
+                print("X-Plivo-Signature-V3-Nonce: \(nonce)")
+            case .telnyx:
+                throw ValidationError("Telnyx signs with its private key, which only Telnyx holds: a request for sources.\(source) cannot be made here (use Telnyx's portal to send a test message)")
+            }
             return
         }
         guard let url else { throw ValidationError("pass --url: the full URL Twilio calls") }
-        var pairs: [(name: String, value: String)] = []
-        for parameter in parameters {
-            guard let equals = parameter.firstIndex(of: "=") else {
-                throw ValidationError("'\(parameter)' is not Name=value")
-            }
-            pairs.append((String(parameter[..<equals]), String(parameter[parameter.index(after: equals)...])))
-        }
+        let pairs = try pairs()
         let authToken: String
         if let token {
             authToken = token
@@ -238,6 +257,17 @@ struct Sign: ParsableCommand {
             authToken = twilio.authToken.value
         }
         print(TwilioSignature.compute(url: url, parameters: pairs, authToken: authToken))
+    }
+
+    private func pairs() throws -> [(name: String, value: String)] {
+        var pairs: [(name: String, value: String)] = []
+        for parameter in parameters {
+            guard let equals = parameter.firstIndex(of: "=") else {
+                throw ValidationError("'\(parameter)' is not Name=value")
+            }
+            pairs.append((String(parameter[..<equals]), String(parameter[parameter.index(after: equals)...])))
+        }
+        return pairs
     }
 }
 

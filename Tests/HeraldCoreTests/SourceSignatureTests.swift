@@ -157,6 +157,8 @@ struct SourceSignatureTests {
         ("sources:\n  phone: { type: vonage }\n", 2, 18, "source type 'vonage' is not supported yet"),
         ("sources:\n  tx: { type: telnyx }\n", 2, 7, "sources.tx needs a `public_key`"),
         ("sources:\n  hs: { type: httpsms, signing_key: k }\n", 2, 7, "sources.hs (httpsms) needs server.public_url"),
+        ("sources:\n  pl: { type: plivo }\n", 2, 7, "sources.pl needs the Plivo account's `auth_token`"),
+        ("sources:\n  fw: { type: smsforwarder, token: t }\n", 2, 7, "sources.fw needs the `secret`"),
         ("sources:\n  tx: { type: telnyx, public_key: bm90LWEta2V5 }\n", 2, 35, "must be the base64 of a 32-byte Ed25519 key"),
         ("sources:\n  Phone_1: { type: sms-gateway, signing_key: k }\n", 2, 3, "source name 'Phone_1' must be lower-case letters, digits and dashes"),
         ("sources:\n  a: { type: sms-gateway, signing_key: k, path: /x }\n  b: { type: sms-gateway, signing_key: k, path: /x }\n", 3, 49, "sources.b.path '/x' is also the path of sources.a"),

@@ -119,6 +119,28 @@ struct SMSGatewayTests {
         let sign = try HeraldProcess(["sign", "--source", "my-phone", "--body-file", "sms.json", "--timestamp", "1719046000"], directory: folder)
         #expect(await sign.wait() == 0)
         #expect(sign.text == "X-Timestamp: 1719046000\nX-Signature: a4ac07f21c686f7d76753178246026117a9253bd4ab785f921d433654dd2419f\n")
+        // The other types: what sign prints passes the server's own checks.
+        try """
+            server: { public_url: "https://herald.example.com" }
+            sources:
+              hs: { type: httpsms, signing_key: k1 }
+              fw: { type: smsforwarder, secret: s1, token: t1 }
+              tx: { type: telnyx, public_key: "7HfuTGHHP/ZqrJHCKY7IHJ0h1S0/6FC9iZ8xAB8lQ9Q=" }
+            sinks: { inbox: { type: file, path: inbox.jsonl } }
+            routes: [ { deliver: [inbox] } ]
+            """.write(to: folder.appendingPathComponent("other.yaml"), atomically: true, encoding: .utf8)
+        let hs = try HeraldProcess(["sign", "--config", "other.yaml", "--source", "hs"], directory: folder)
+        #expect(await hs.wait() == 0)
+        let token = hs.text.replacingOccurrences(of: "Authorization: Bearer ", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(HTTPSMSToken.check(token, signingKey: "k1", audience: "https://herald.example.com/sources/hs", now: Date()) == nil, "\(hs.text)")
+        let fw = try HeraldProcess(["sign", "--config", "other.yaml", "--source", "fw", "--timestamp", "1719046000"], directory: folder)
+        #expect(await fw.wait() == 0)
+        let forwarderSign = fw.text.components(separatedBy: "sign=").last?.components(separatedBy: "\n").first ?? ""
+        #expect(SmsForwarderSignature.isValid(sign: forwarderSign, timestamp: "1719046000000", secret: "s1"), "\(fw.text)")
+        let tx = try HeraldProcess(["sign", "--config", "other.yaml", "--source", "tx"], directory: folder)
+        #expect(await tx.wait() != 0)
+        #expect(tx.text.contains("only Telnyx holds"))
+
         let unknown = try HeraldProcess(["sign", "--source", "nope", "--body-file", "sms.json"], directory: folder)
         #expect(await unknown.wait() != 0)
         #expect(unknown.text.contains("no source 'nope'"))
