@@ -73,12 +73,13 @@ public func buildApplication(
         let inbound = JSONInbound(config: http, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
         router.post(RouterPath(http.path)) { request, context in runtime.heard("http", try await inbound.handle(request, context: context)) }
     }
-    func signed(_ adapter: some SourceAdapter, path: String) {
+    func signed(_ adapter: some SourceAdapter, path: String, get: Bool = false) {
         let inbound = SignedSourceInbound(
             adapter: adapter, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics,
             liveness: runtime.liveness, clock: runtime.clock, logger: logger
         )
         router.post(RouterPath(path)) { request, context in try await inbound.handle(request, context: context) }
+        if get { router.get(RouterPath(path)) { request, context in try await inbound.handle(request, context: context) } }
     }
     for source in config.sources.named {
         switch source {
@@ -88,6 +89,7 @@ public func buildApplication(
         case .smsToURL(let smsToURL): signed(SMSToURLAdapter(config: smsToURL), path: smsToURL.path)
         case .smsForwarder(let forwarder): signed(SmsForwarderAdapter(config: forwarder), path: forwarder.path)
         case .plivo(let plivo): signed(PlivoAdapter(config: plivo), path: plivo.path)
+        case .vonage(let vonage): signed(VonageAdapter(config: vonage), path: vonage.path, get: true)
         }
     }
     let host = config.server.host

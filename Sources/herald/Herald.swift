@@ -184,7 +184,8 @@ struct Sign: ParsableCommand {
             --source NAME: what makes a request valid for that source — sms-gateway: X-Timestamp and X-Signature for \
             --body-file (send it unchanged: curl --data-binary @FILE); httpsms: the bearer token; sms-to-url: \
             X-Signature for --body-file; smsforwarder: the timestamp and sign fields; plivo: the V3 signature and nonce \
-            for --url and the form as Name=value. Telnyx requests cannot be signed here (only Telnyx holds its key).
+            for --url and the form as Name=value; vonage: sig for the parameters as Name=value. Telnyx requests cannot be \
+            signed here (only Telnyx holds its key).
             """
     )
 
@@ -240,6 +241,12 @@ struct Sign: ParsableCommand {
                 let nonce = "\(UInt64.random(in: 1...UInt64.max))"
                 print("X-Plivo-Signature-V3: \(PlivoSignature.v3(url: url, parameters: try pairs(), nonce: nonce, authToken: plivo.authToken.value))")
                 print("X-Plivo-Signature-V3-Nonce: \(nonce)")
+            case .vonage(let vonage):
+                guard let secret = vonage.signatureSecret, let method = VonageSignature.Method(rawValue: vonage.signatureMethod) else {
+                    print("query: ?token=<sources.\(source).token>   (no signature_secret: Vonage does not sign)")
+                    return
+                }
+                print("sig=\(VonageSignature.compute(try pairs(), secret: secret.value, method: method))   (add it to the parameters given as Name=value)")
             case .telnyx:
                 throw ValidationError("Telnyx signs with its private key, which only Telnyx holds: a request for sources.\(source) cannot be made here (use Telnyx's portal to send a test message)")
             }

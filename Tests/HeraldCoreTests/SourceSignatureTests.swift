@@ -114,6 +114,25 @@ struct SourceSignatureTests {
                                         nonce: "05429567804466091622", authToken: token), "the query is signed")
     }
 
+    /// PROTOCOLS.md A6: Vonage's own dataset and our vector (a value with `&` and `=`).
+    @Test func vonageVectorsAndTheirNegative() {
+        let sdk: [(name: String, value: String)] = [("message-timestamp", "2013-11-21 15:27:30"), ("messageId", "020000001B0FE827"), ("msisdn", "14843472194"),
+                                                    ("text", "Test again"), ("timestamp", "1385047698"), ("to", "13239877404"), ("type", "text")]
+        #expect(VonageSignature.compute(sdk, secret: "my_secret_key_for_testing", method: .md5hash) == "d2e7b1dc968737c5998ad624e02f90b7")
+        #expect(VonageSignature.isValid(sig: "DDB8397C2B90AAC7F3882D306475C9A5058C92322EEF43C92B298B6E0FC0D330", parameters: sdk, secret: "my_secret_key_for_testing", method: .sha256))
+        var ours: [(name: String, value: String)] = [
+            ("msisdn", "447700900001"), ("to", "447700900000"), ("messageId", "0A0000000123ABCD"), ("text", "Code=123456 & ignore"), ("type", "text"),
+            ("keyword", "CODE=123456"), ("message-timestamp", "2024-06-22 08:46:40"), ("timestamp", "1719046000"), ("nonce", "a2f7c1d0-5e6b-4c1a-9f3e-2b7d8c9e0f11"),
+            ("concat", "true"), ("concat-ref", "1"), ("concat-total", "2"), ("concat-part", "1"),
+        ]
+        #expect(VonageSignature.signedString(ours) == "&concat=true&concat-part=1&concat-ref=1&concat-total=2&keyword=CODE_123456&message-timestamp=2024-06-22 08:46:40&messageId=0A0000000123ABCD&msisdn=447700900001&nonce=a2f7c1d0-5e6b-4c1a-9f3e-2b7d8c9e0f11&text=Code_123456 _ ignore&timestamp=1719046000&to=447700900000&type=text")
+        #expect(VonageSignature.compute(ours, secret: "herald-vonage-sig-secret", method: .md5hash) == "33e5d8d353abf07a5d1b5acd66cfcd3c")
+        #expect(VonageSignature.isValid(sig: "FC742E0EC376AAC8F0E05D17EF745CD40BFEAA5021FFFDB9D8358EFDEB79D289", parameters: ours + [("sig", "ignored")], secret: "herald-vonage-sig-secret", method: .sha256),
+                "sig itself is not signed; upper case accepted")
+        ours[3].value = "Code=123457 & ignore"
+        #expect(!VonageSignature.isValid(sig: "33e5d8d353abf07a5d1b5acd66cfcd3c", parameters: ours, secret: "herald-vonage-sig-secret", method: .md5hash))
+    }
+
     @Test func timestampsAreWholeUnixSeconds() {
         #expect(SMSGatewaySignature.timestamp("1719046000") == Date(timeIntervalSince1970: 1_719_046_000))
         for bad in ["", "-5", "0", "1719046000.5", "17190460000000000", "1719046000 ", "١٧١٩"] {
@@ -154,10 +173,11 @@ struct SourceSignatureTests {
         ("sources:\n  phone: { type: sms-gateway }\n", 2, 10, "sources.phone needs a `signing_key`"),
         ("sources:\n  phone: { type: sms-gateway, signing_key: \"\" }\n", 2, 44, "sources.phone.signing_key is empty"),
         ("sources:\n  phone: { type: pager, signing_key: k }\n", 2, 18, "unknown source type 'pager'; expected one of twilio, http, sms-gateway"),
-        ("sources:\n  phone: { type: vonage }\n", 2, 18, "source type 'vonage' is not supported yet"),
         ("sources:\n  tx: { type: telnyx }\n", 2, 7, "sources.tx needs a `public_key`"),
         ("sources:\n  hs: { type: httpsms, signing_key: k }\n", 2, 7, "sources.hs (httpsms) needs server.public_url"),
         ("sources:\n  pl: { type: plivo }\n", 2, 7, "sources.pl needs the Plivo account's `auth_token`"),
+        ("sources:\n  vg: { type: vonage }\n", 2, 7, "sources.vg (vonage) needs a `signature_secret`"),
+        ("sources:\n  vg: { type: vonage, signature_secret: s, signature_method: sha3 }\n", 2, 62, "signature_method must be one of md5hash, md5, sha1, sha256, sha512"),
         ("sources:\n  fw: { type: smsforwarder, token: t }\n", 2, 7, "sources.fw needs the `secret`"),
         ("sources:\n  tx: { type: telnyx, public_key: bm90LWEta2V5 }\n", 2, 35, "must be the base64 of a 32-byte Ed25519 key"),
         ("sources:\n  Phone_1: { type: sms-gateway, signing_key: k }\n", 2, 3, "source name 'Phone_1' must be lower-case letters, digits and dashes"),

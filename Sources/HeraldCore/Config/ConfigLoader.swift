@@ -305,6 +305,8 @@ struct ConfigBuilder {
                 named = readSMSGatewaySource(source, name: name).map(NamedSource.smsGateway)
             case TelnyxSourceConfig.type:
                 named = readTelnyxSource(source, name: name).map(NamedSource.telnyx)
+            case VonageSourceConfig.type:
+                named = readVonageSource(source, name: name).map(NamedSource.vonage)
             case PlivoSourceConfig.type:
                 named = readPlivoSource(source, name: name, server: server).map(NamedSource.plivo)
             case SmsForwarderSourceConfig.type:
@@ -316,9 +318,6 @@ struct ConfigBuilder {
             case "twilio", "http":
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
-            case "vonage":
-                named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): source type '\(type)' is not supported yet (supported: \(Self.sourceTypes))")
             default:
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of \(Self.sourceTypes)")
@@ -332,6 +331,26 @@ struct ConfigBuilder {
             sources.named.append(named)
         }
         return sources
+    }
+
+    private func readVonageSource(_ section: ConfigSection, name: String) -> VonageSourceConfig? {
+        let path = readPath(section, "path") ?? "/sources/\(name)"
+        let secret = section.string("signature_secret").flatMap { $0.isEmpty ? nil : Secret($0) }
+        let token = section.string("token").flatMap { $0.isEmpty ? nil : Secret($0) }
+        let method = section.string("signature_method") ?? "md5hash"
+        guard VonageSignature.Method(rawValue: method) != nil else {
+            section.fail("signature_method", "sources.\(name).signature_method must be one of \(VonageSignature.Method.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        let wait = section.positiveDuration("multipart_wait") ?? .seconds(5)
+        if secret == nil && token == nil {
+            section.fail(nil, "sources.\(name) (vonage) needs a `signature_secret` (ask Vonage support to sign inbound messages) or a `token` (?token=… in the inbound URL)")
+            return nil
+        }
+        if secret == nil {
+            section.warn("sources.\(name): without Vonage's signature only the URL's token proves a request; keep it secret and use HTTPS")
+        }
+        return VonageSourceConfig(name: name, path: path, signatureSecret: secret, signatureMethod: method, token: token, multipartWait: wait)
     }
 
     private func readPlivoSource(_ section: ConfigSection, name: String, server: ServerConfig) -> PlivoSourceConfig? {
@@ -410,7 +429,7 @@ struct ConfigBuilder {
         return TelnyxSourceConfig(name: name, path: path, publicKey: Array(key), maxSkew: maxSkew)
     }
 
-    static let sourceTypes = "twilio, http, sms-gateway, smsforwarder, httpsms, sms-to-url, telnyx, plivo"
+    static let sourceTypes = "twilio, http, sms-gateway, smsforwarder, httpsms, sms-to-url, telnyx, vonage, plivo"
 
     static func isSourceName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }

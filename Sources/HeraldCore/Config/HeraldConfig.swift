@@ -147,6 +147,7 @@ public enum NamedSource: Sendable, Equatable {
     case smsToURL(SMSToURLSourceConfig)
     case smsForwarder(SmsForwarderSourceConfig)
     case plivo(PlivoSourceConfig)
+    case vonage(VonageSourceConfig)
 
     public var name: String {
         switch self {
@@ -156,6 +157,7 @@ public enum NamedSource: Sendable, Equatable {
         case .smsToURL(let config): config.name
         case .smsForwarder(let config): config.name
         case .plivo(let config): config.name
+        case .vonage(let config): config.name
         }
     }
 
@@ -167,6 +169,7 @@ public enum NamedSource: Sendable, Equatable {
         case .smsToURL(let config): config.path
         case .smsForwarder(let config): config.path
         case .plivo(let config): config.path
+        case .vonage(let config): config.path
         }
     }
 
@@ -178,8 +181,23 @@ public enum NamedSource: Sendable, Equatable {
         case .smsToURL: SMSToURLSourceConfig.type
         case .smsForwarder: SmsForwarderSourceConfig.type
         case .plivo: PlivoSourceConfig.type
+        case .vonage: VonageSourceConfig.type
         }
     }
+}
+
+/// `sources.<name>: { type: vonage, signature_secret?, signature_method?, token?, path?, multipart_wait? }`:
+/// a Vonage number's inbound SMS (GET query, POST form or JSON). Signing is switched on by Vonage
+/// support; without it a `token` in the URL is the proof. Long messages arrive in parts, joined
+/// before routing: each part's answer waits (up to `multipart_wait`) until the whole message is stored.
+public struct VonageSourceConfig: Sendable, Equatable {
+    public static let type = "vonage"
+    public var name: String
+    public var path: String
+    public var signatureSecret: Secret?
+    public var signatureMethod: String
+    public var token: Secret?
+    public var multipartWait: Duration
 }
 
 /// `sources.<name>: { type: plivo, auth_token, path? }`: a Plivo number's inbound SMS (its

@@ -38,12 +38,16 @@ protocol SourceAdapter: Sendable {
     var name: String { get }
     /// Nil when the request proves itself; else why not (checked over the raw bytes, before any parsing).
     func check(_ request: SourceRequest) -> SourceRefusal?
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope
     /// The answer to a stored or duplicate message (default: `200 {"id": …}`).
     func accepted(eventID: String) throws -> Response
+    /// How long the parts of a long message wait for each other (types that send parts).
+    var multipartWait: Duration { get }
 }
 
 extension SourceAdapter {
+    var multipartWait: Duration { .seconds(5) }
+
     func accepted(eventID: String) throws -> Response {
         let answer = try JSONSerialization.data(withJSONObject: ["id": eventID])
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
@@ -92,6 +96,74 @@ enum SourceEnvelope: Equatable {
     case ping
     /// An event of another kind (a delivery report, say): acknowledged, dropped.
     case ignored(String)
+    /// One part of a long message, joined with the others before routing.
+    case part(MessagePart)
+}
+
+struct MessagePart: Equatable, Sendable {
+    /// The whole message's dedupe key (sender and the provider's reference).
+    var key: String
+    var index: Int
+    var total: Int
+    var text: String
+    /// The message the joined text goes into.
+    var message: InboundMessage
+}
+
+/// Joins the parts of long messages. Each part's request waits (up to `wait` from the first
+/// part) until the whole message is stored, and is answered with that outcome — so a part is
+/// never acknowledged before its text is in the outbox; the sender resends what was not. Past the
+/// wait, what arrived is stored with a mark where parts are missing.
+final class PartAssembler: Sendable {
+    typealias Outcome = Result<Ingestor.Result, any Error>
+
+    private struct Pending {
+        var total: Int
+        var message: InboundMessage
+        var parts: [Int: String] = [:]
+        var waiters: [CheckedContinuation<Outcome, Never>] = []
+        var timer: Task<Void, Never>?
+    }
+
+    private let pending = Mutex<[String: Pending]>([:])
+    private let wait: Duration
+    private let ingest: @Sendable (InboundMessage) async -> Outcome
+
+    init(wait: Duration, ingest: @escaping @Sendable (InboundMessage) async -> Outcome) {
+        self.wait = wait
+        self.ingest = ingest
+    }
+
+    func add(_ part: MessagePart) async -> Outcome {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            let complete = pending.withLock { table -> Bool in
+                var entry = table[part.key] ?? Pending(total: max(1, min(part.total, 255)), message: part.message)
+                entry.parts[part.index] = part.text
+                entry.waiters.append(continuation)
+                if entry.timer == nil {
+                    let wait = wait
+                    entry.timer = Task { [weak self] in
+                        try? await Task.sleep(for: wait)
+                        await self?.flush(part.key)
+                    }
+                }
+                table[part.key] = entry
+                return (1...entry.total).allSatisfy { entry.parts[$0] != nil }
+            }
+            if complete { Task { await self.flush(part.key) } }
+        }
+    }
+
+    private func flush(_ key: String) async {
+        guard let entry = pending.withLock({ $0.removeValue(forKey: key) }) else { return }
+        entry.timer?.cancel()
+        var message = entry.message
+        message.body = (1...entry.total).map { entry.parts[$0] ?? "[…]" }.joined()
+        // In a task of its own: the timer that may have called this was just cancelled.
+        let ingest = ingest
+        let outcome = await Task { await ingest(message) }.value
+        for waiter in entry.waiters { waiter.resume(returning: outcome) }
+    }
 }
 
 /// `POST sources.<name>.path` for the signed source types: the proof is checked over the bytes as
@@ -106,6 +178,20 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
     let liveness: SourceLiveness
     let clock: any HeraldClock
     let logger: Logger
+    let parts: PartAssembler
+
+    init(adapter: Adapter, maxBody: Int, ingestor: Ingestor, metrics: HeraldMetrics, liveness: SourceLiveness, clock: any HeraldClock, logger: Logger) {
+        self.adapter = adapter
+        self.maxBody = maxBody
+        self.ingestor = ingestor
+        self.metrics = metrics
+        self.liveness = liveness
+        self.clock = clock
+        self.logger = logger
+        self.parts = PartAssembler(wait: adapter.multipartWait) { message in
+            do { return .success(try await ingestor.ingest(message)) } catch { return .failure(error) }
+        }
+    }
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let source = adapter.name
@@ -115,14 +201,15 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
         var query: [String: String] = [:]
         for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
         let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
-        if let refusal = adapter.check(SourceRequest(headers: request.headers, body: body, query: query, pathAndQuery: pathAndQuery, now: now)) {
+        let received = SourceRequest(headers: request.headers, body: body, query: query, pathAndQuery: pathAndQuery, now: now)
+        if let refusal = adapter.check(received) {
             metrics.eventReceived(source: source, outcome: refusal.outcome)
             logger.notice("request refused: \(refusal.reason)", metadata: ["source.name": "\(source)"])
             throw HTTPError(refusal.status, message: refusal.message)
         }
         let envelope: SourceEnvelope
         do {
-            envelope = try adapter.parse(Data(body), now: now)
+            envelope = try adapter.parse(received)
         } catch {
             metrics.eventReceived(source: source, outcome: .invalid)
             throw error
@@ -134,10 +221,14 @@ struct SignedSourceInbound<Adapter: SourceAdapter>: Sendable {
         case .ignored(let event):
             logger.debug("event ignored", metadata: ["source.name": "\(source)", "event.type": "\(event)"])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ignored":true}"#)))
-        case .message(let message):
+        case .message, .part:
             let result: Ingestor.Result
             do {
-                result = try await ingestor.ingest(message)
+                switch envelope {
+                case .message(let message): result = try await ingestor.ingest(message)
+                case .part(let part): result = try await parts.add(part).get()
+                default: throw CancellationError()
+                }
                 metrics.eventReceived(source: source, outcome: result.duplicate ? .duplicate : .accepted)
             } catch let error as IngestError {
                 throw refusal(error, source: source, metrics: metrics)
@@ -174,8 +265,8 @@ struct SMSGatewayAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
-        try Self.parse(body, source: config.name, now: now)
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        try Self.parse(Data(request.body), source: config.name, now: request.now)
     }
 
     /// The app's JSON (`{"id","webhookId","event","deviceId","payload":{…}}`; absent fields are
@@ -244,8 +335,8 @@ struct TelnyxAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
-        try Self.parse(body, source: config.name, now: now)
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        try Self.parse(Data(request.body), source: config.name, now: request.now)
     }
 
     /// `{"data":{"event_type","id","payload":{"id","from":{"phone_number"},"to":[{"phone_number"}],"text","media":[{"url"}],"received_at"}}}`.
@@ -289,8 +380,8 @@ struct HTTPSMSAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
-        try Self.parse(body, source: config.name, now: now)
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        try Self.parse(Data(request.body), source: config.name, now: request.now)
     }
 
     /// `{"specversion","id","type":"message.phone.received","data":{"message_id","owner","contact","content","timestamp","encrypted","attachments"}}`.
@@ -341,8 +432,8 @@ struct SMSToURLAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
-        try Self.parse(body, source: config.name, now: now)
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        try Self.parse(Data(request.body), source: config.name, now: request.now)
     }
 
     /// The app's default template: `{"from","text","sentStamp","receivedStamp","sim"}` (stamps in
@@ -389,8 +480,8 @@ struct SmsForwarderAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
-        let fields = Self.fields(Array(body), contentType: nil)
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        let fields = Self.fields(request.body, contentType: request.headers[.contentType])
         guard let from = fields["from"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing \"from\"") }
         // The raw SMS: `[org_content]` in a template; the default `content` is the app's own
         // template around it (sender, text, SIM, time), which still carries the code.
@@ -444,9 +535,9 @@ struct PlivoAdapter: SourceAdapter {
         return nil
     }
 
-    func parse(_ body: Data, now: Date) throws -> SourceEnvelope {
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
         var fields: [String: String] = [:]
-        for (name, value) in TwilioSignature.parseForm(String(decoding: body, as: UTF8.self)) where fields[name] == nil { fields[name] = value }
+        for (name, value) in TwilioSignature.parseForm(String(decoding: request.body, as: UTF8.self)) where fields[name] == nil { fields[name] = value }
         guard let id = fields["MessageUUID"], !id.isEmpty else { throw HTTPError(.badRequest, message: "missing MessageUUID") }
         guard let from = fields["From"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing From") }
         let text = fields["Text"] ?? fields["Body"] ?? ""
@@ -461,6 +552,74 @@ struct PlivoAdapter: SourceAdapter {
     /// Plivo reads the answer as Message XML: an empty one sends nothing back.
     func accepted(eventID: String) throws -> Response {
         Response(status: .ok, headers: [.contentType: "application/xml"], body: .init(byteBuffer: ByteBuffer(string: "<Response></Response>")))
+    }
+}
+
+/// `type: vonage`: a Vonage number's inbound SMS, as a GET query, a POST form or JSON. `sig`
+/// (when Vonage signs, on request to its support) and/or the URL's `token` prove it. Parts of a
+/// long message (`concat`) are joined before routing; `messageId` (or the concat reference) is
+/// the dedupe key. Vonage's retries are not known to be re-signed with a fresh timestamp, so no
+/// window is enforced: dedupe stores a replay once.
+struct VonageAdapter: SourceAdapter {
+    let config: VonageSourceConfig
+    var name: String { config.name }
+    var multipartWait: Duration { config.multipartWait }
+
+    func check(_ request: SourceRequest) -> SourceRefusal? {
+        if let token = config.token, !request.carries(token: token) {
+            return SourceRefusal(status: .unauthorized, message: "missing or wrong token (?token= in the inbound URL)", outcome: .rejectedAuth, reason: "missing or wrong token")
+        }
+        if let secret = config.signatureSecret, let method = VonageSignature.Method(rawValue: config.signatureMethod) {
+            let parameters = Self.parameters(request)
+            guard let sig = parameters.first(where: { $0.name == "sig" })?.value else {
+                return SourceRefusal(status: .unauthorized, message: "missing sig: the signature Vonage adds once signing is on", outcome: .rejectedAuth, reason: "no sig")
+            }
+            guard VonageSignature.isValid(sig: sig, parameters: parameters, secret: secret.value, method: method) else {
+                return SourceRefusal(status: .forbidden, message: "wrong sig (is the signature secret and method the account's?)", outcome: .rejectedSignature, reason: "wrong sig")
+            }
+        }
+        return nil
+    }
+
+    /// The query's parameters and the body's (form or JSON), as received.
+    static func parameters(_ request: SourceRequest) -> [(name: String, value: String)] {
+        var all = request.query.map { (name: $0.key, value: $0.value) }.filter { $0.name != "token" }
+        all += bodyParameters(request.body)
+        return all
+    }
+
+    static func bodyParameters(_ body: [UInt8]) -> [(name: String, value: String)] {
+        guard !body.isEmpty else { return [] }
+        if body.first == UInt8(ascii: "{"), let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
+            return object.compactMap { key, value in
+                if let text = value as? String { return (key, text) }
+                if let number = value as? NSNumber { return (key, String(cString: number.objCType) == "c" ? (number.boolValue ? "true" : "false") : number.stringValue) }
+                return nil
+            }
+        }
+        return TwilioSignature.parseForm(String(decoding: body, as: UTF8.self))
+    }
+
+    func parse(_ request: SourceRequest) throws -> SourceEnvelope {
+        var fields: [String: String] = [:]
+        for (name, value) in Self.parameters(request) where fields[name] == nil { fields[name] = value }
+        let type = fields["type"] ?? "text"
+        guard type == "text" || type == "unicode" else { return .ignored("type \(type.prefix(20))") }
+        guard let from = fields["msisdn"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing msisdn") }
+        guard let id = fields["messageId"], !id.isEmpty else { throw HTTPError(.badRequest, message: "missing messageId") }
+        func e164(_ number: String?) -> String? {
+            guard let number, !number.isEmpty else { return nil }
+            return number.allSatisfy(\.isNumber) ? "+" + number : number
+        }
+        let text = fields["text"] ?? ""
+        let message = InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: e164(from) ?? from, to: e164(fields["to"]), body: text)
+        if fields["concat"] == "true", let ref = fields["concat-ref"], let total = Int(fields["concat-total"] ?? ""), let index = Int(fields["concat-part"] ?? ""),
+           total > 1, (1...total).contains(index) {
+            var whole = message
+            whole.sourceID = String("\(from):concat:\(ref)".prefix(64))
+            return .part(MessagePart(key: whole.sourceID!, index: index, total: total, text: text, message: whole))
+        }
+        return .message(message)
     }
 }
 
