@@ -50,6 +50,7 @@ struct SMSToURLSourceTests {
         #expect(first["body"] as? String == "Your code is 123456")
         #expect(first["otp"] as? String == "123456")
         #expect((first["source_id"] as? String)?.hasPrefix("sha256:") == true)
+        #expect(first["to"] as? String == "sim1", "the SIM that received it")
         #expect(try await Self.post(port, "/sources/old-phone?token=old-phone-token", Self.body) == 200, "the app's retry: stored once")
         #expect(try await Self.post(port, "/sources/old-phone?token=wrong", Self.body) == 401)
         #expect(try await Self.post(port, "/sources/old-phone", Self.body) == 401)

@@ -411,6 +411,7 @@ struct ConfigBuilder {
             section.fail(nil, "sources.\(name) (httpsms) needs server.public_url: httpSMS's token names the exact URL it calls, public_url + \(path)")
             return nil
         }
+        section.warn("sources.\(name): httpSMS's token proves the sender for 10 minutes but does not cover the message; use HTTPS so nobody can capture one")
         return HTTPSMSSourceConfig(name: name, path: path, signingKey: Secret(key), audience: base + path)
     }
 

@@ -298,8 +298,10 @@ struct SMSGatewayAdapter: SourceAdapter {
         } else {
             throw HTTPError(.badRequest, message: "missing \"payload.messageId\" and \"id\"")
         }
+        // The phone's own number when the app knows it, else which SIM slot received it.
         var to = payload["recipient"] as? String
         if to?.isEmpty == true { to = nil }
+        if to == nil, let slot = payload["simNumber"] as? NSNumber { to = "SIM \(slot.intValue)" }
         return .message(InboundMessage(source: source, sourceID: key, from: sender, to: to, body: text, receivedAt: receivedAt))
     }
 }
@@ -450,7 +452,9 @@ struct SMSToURLAdapter: SourceAdapter {
         var receivedAt = sent.map { Date(timeIntervalSince1970: $0 / 1000) }
         if let date = receivedAt, now.timeIntervalSince(date) > JSONInbound.maximumAge || date.timeIntervalSince(now) > JSONInbound.maximumLead { receivedAt = nil }
         let key = SMSToURLSignature.dedupeKey(from: from, sentStamp: sent.map { String(Int64($0)) } ?? "", text: text, sim: sim)
-        return .message(InboundMessage(source: source, sourceID: key, from: from, to: nil, body: text, receivedAt: receivedAt))
+        // No recipient number: which SIM (`sim1`, `sim2`) received it, when the app could tell.
+        let slot = sim.isEmpty || sim == "undetected" ? nil : sim
+        return .message(InboundMessage(source: source, sourceID: key, from: from, to: slot, body: text, receivedAt: receivedAt))
     }
 }
 
@@ -490,7 +494,9 @@ struct SmsForwarderAdapter: SourceAdapter {
         }
         // No id: the sender, the text and when the phone received it (the default content holds that time).
         let key = SMSToURLSignature.dedupeKey(from: from, sentStamp: fields["receive_time"] ?? "", text: fields["content"] ?? text, sim: fields["card_slot"] ?? "")
-        return .message(InboundMessage(source: config.name, sourceID: key, from: from, to: nil, body: text))
+        // No recipient number: the SIM slot (`SIM1_<label>`) says which line received it.
+        let slot = fields["card_slot"].flatMap { $0.isEmpty ? nil : $0 }
+        return .message(InboundMessage(source: config.name, sourceID: key, from: from, to: slot, body: text))
     }
 
     /// The fields of a form body or of a flat JSON object (numbers as their text).
