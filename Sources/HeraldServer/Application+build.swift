@@ -58,21 +58,23 @@ public func buildApplication(
             body: .init(byteBuffer: ByteBuffer(bytes: runtime.metricsRegistry.emitToBuffer()))
         )
     }
-    if let twilio = config.sources.twilio {
+    func twilioSource(_ twilio: TwilioSourceConfig) {
         let inbound = TwilioInbound(
             config: twilio, publicURL: config.server.publicURL, trustForwarded: config.server.trustForwardedHeaders, proxies: config.server.trustedProxies,
             maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger
         )
-        router.post(RouterPath(twilio.path)) { request, context in runtime.heard("twilio", try await inbound.handle(request, context: context)) }
-        router.get(RouterPath(twilio.path)) { request, context in runtime.heard("twilio", try await inbound.handle(request, context: context)) }
+        router.post(RouterPath(twilio.path)) { request, context in runtime.heard(twilio.name, try await inbound.handle(request, context: context)) }
+        router.get(RouterPath(twilio.path)) { request, context in runtime.heard(twilio.name, try await inbound.handle(request, context: context)) }
     }
+    if let twilio = config.sources.twilio { twilioSource(twilio) }
     if let token = config.server.adminToken {
         AdminAPI(token: token, runtime: runtime).register(on: router.group("admin"))
     }
-    if let http = config.sources.http {
+    func jsonSource(_ http: HTTPSourceConfig) {
         let inbound = JSONInbound(config: http, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics, logger: logger)
-        router.post(RouterPath(http.path)) { request, context in runtime.heard("http", try await inbound.handle(request, context: context)) }
+        router.post(RouterPath(http.path)) { request, context in runtime.heard(http.name, try await inbound.handle(request, context: context)) }
     }
+    if let http = config.sources.http { jsonSource(http) }
     func signed(_ adapter: some SourceAdapter, path: String, get: Bool = false) {
         let inbound = SignedSourceInbound(
             adapter: adapter, maxBody: config.server.limits.maxBody, ingestor: runtime.ingestor, metrics: runtime.metrics,
@@ -90,6 +92,8 @@ public func buildApplication(
         case .smsForwarder(let forwarder): signed(SmsForwarderAdapter(config: forwarder), path: forwarder.path)
         case .plivo(let plivo): signed(PlivoAdapter(config: plivo), path: plivo.path)
         case .vonage(let vonage): signed(VonageAdapter(config: vonage), path: vonage.path, get: true)
+        case .twilio(let twilio): twilioSource(twilio)
+        case .http(let http): jsonSource(http)
         }
     }
     let host = config.server.host

@@ -247,6 +247,11 @@ struct Sign: ParsableCommand {
                     return
                 }
                 print("sig=\(VonageSignature.compute(try pairs(), secret: secret.value, method: method))   (add it to the parameters given as Name=value)")
+            case .twilio(let twilio):
+                guard let url else { throw ValidationError("pass --url: the full URL Twilio calls (…\(twilio.path))") }
+                print(TwilioSignature.compute(url: url, parameters: try pairs(), authToken: token ?? twilio.authToken.value))
+            case .http:
+                print("Authorization: Bearer <sources.\(source).token>")
             case .telnyx:
                 throw ValidationError("Telnyx signs with its private key, which only Telnyx holds: a request for sources.\(source) cannot be made here (use Telnyx's portal to send a test message)")
             }

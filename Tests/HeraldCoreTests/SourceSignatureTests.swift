@@ -165,6 +165,9 @@ struct SourceSignatureTests {
         #expect(config.sources.smsGateways.map(\.maxSkew) == [.seconds(300), .seconds(120)])
         #expect(config.sources.smsGateways.first?.signingKey.description == "<secret>")
         #expect(config.sources.names == ["my-phone", "work-phone"])
+        let twoAccounts = try ConfigLoader.parse("sources:\n  twilio: { auth_token: a }\n  work: { type: twilio, auth_token: b }\n" + Self.routes)
+        #expect(twoAccounts.sources.names == ["twilio", "work"])
+        #expect(twoAccounts.sources.named.map(\.path) == ["/sources/work"])
         let byName = try ConfigLoader.parse("sources:\n  sms-gateway: { signing_key: k }\n" + Self.routes)
         #expect(byName.sources.smsGateways.map(\.name) == ["sms-gateway"], "the type defaults to the name")
     }

@@ -315,9 +315,10 @@ struct ConfigBuilder {
                 named = readSMSToURLSource(source, name: name).map(NamedSource.smsToURL)
             case HTTPSMSSourceConfig.type:
                 named = readHTTPSMSSource(source, name: name, server: server).map(NamedSource.httpSMS)
-            case "twilio", "http":
-                named = nil
-                source.fail(source.has("type") ? "type" : nil, "sources.\(name): a second \(type) source is not supported yet; use sources.\(type)")
+            case "twilio":
+                named = readTwilioSource(source, server: server, name: name).map(NamedSource.twilio)
+            case "http":
+                named = readHTTPSource(source, name: name).map(NamedSource.http)
             default:
                 named = nil
                 source.fail(source.has("type") ? "type" : nil, "sources.\(name): unknown source type '\(type)'; expected one of \(Self.sourceTypes)")
@@ -452,9 +453,10 @@ struct ConfigBuilder {
         return SMSGatewaySourceConfig(name: name, path: path, signingKey: Secret(key), maxSkew: maxSkew)
     }
 
-    private func readHTTPSource(_ section: ConfigSection) -> HTTPSourceConfig? {
+    /// `sources.http`, or a further JSON source under another name (default path `/sources/<name>`).
+    private func readHTTPSource(_ section: ConfigSection, name: String = "http") -> HTTPSourceConfig? {
         defer { section.finish() }
-        let path = readPath(section, "path") ?? ConfigDefaults.httpPath
+        let path = readPath(section, "path") ?? (name == "http" ? ConfigDefaults.httpPath : "/sources/\(name)")
         guard section.has("token") else {
             section.fail(nil, "sources.http needs a `token`: POST \(path) is never open without one")
             return nil
@@ -464,12 +466,13 @@ struct ConfigBuilder {
             reader.warnings.append("sources.http is off: its token is empty (set HERALD_INBOUND_TOKEN to turn on POST \(path))")
             return nil
         }
-        return HTTPSourceConfig(path: path, token: Secret(token))
+        return HTTPSourceConfig(name: name, path: path, token: Secret(token))
     }
 
-    private func readTwilioSource(_ section: ConfigSection, server: ServerConfig) -> TwilioSourceConfig? {
+    /// `sources.twilio`, or a further Twilio source under another name (default path `/sources/<name>`).
+    private func readTwilioSource(_ section: ConfigSection, server: ServerConfig, name: String = "twilio") -> TwilioSourceConfig? {
         defer { section.finish() }
-        let path = readPath(section, "path") ?? ConfigDefaults.twilioPath
+        let path = readPath(section, "path") ?? (name == "twilio" ? ConfigDefaults.twilioPath : "/sources/\(name)")
         let verify = section.bool("verify_signature") ?? true
         var token = ""
         if section.has("auth_token") {
@@ -495,9 +498,9 @@ struct ConfigBuilder {
                 return nil
             }
             reader.warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures are checked with the DEVELOPMENT token '\(TwilioSourceConfig.developmentToken)'. Real Twilio requests will be refused (403). Set TWILIO_AUTH_TOKEN before pointing a number here.")
-            return TwilioSourceConfig(path: path, authToken: Secret(TwilioSourceConfig.developmentToken), usesDevelopmentToken: true, verifySignature: verify)
+            return TwilioSourceConfig(name: name, path: path, authToken: Secret(TwilioSourceConfig.developmentToken), usesDevelopmentToken: true, verifySignature: verify)
         }
-        return TwilioSourceConfig(path: path, authToken: Secret(token), usesDevelopmentToken: false, verifySignature: verify)
+        return TwilioSourceConfig(name: name, path: path, authToken: Secret(token), usesDevelopmentToken: false, verifySignature: verify)
     }
 
     private func readPath(_ section: ConfigSection, _ key: String) -> String? {

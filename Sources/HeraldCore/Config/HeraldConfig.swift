@@ -148,6 +148,8 @@ public enum NamedSource: Sendable, Equatable {
     case smsForwarder(SmsForwarderSourceConfig)
     case plivo(PlivoSourceConfig)
     case vonage(VonageSourceConfig)
+    case twilio(TwilioSourceConfig)
+    case http(HTTPSourceConfig)
 
     public var name: String {
         switch self {
@@ -158,6 +160,8 @@ public enum NamedSource: Sendable, Equatable {
         case .smsForwarder(let config): config.name
         case .plivo(let config): config.name
         case .vonage(let config): config.name
+        case .twilio(let config): config.name
+        case .http(let config): config.name
         }
     }
 
@@ -170,6 +174,8 @@ public enum NamedSource: Sendable, Equatable {
         case .smsForwarder(let config): config.path
         case .plivo(let config): config.path
         case .vonage(let config): config.path
+        case .twilio(let config): config.path
+        case .http(let config): config.path
         }
     }
 
@@ -182,6 +188,8 @@ public enum NamedSource: Sendable, Equatable {
         case .smsForwarder: SmsForwarderSourceConfig.type
         case .plivo: PlivoSourceConfig.type
         case .vonage: VonageSourceConfig.type
+        case .twilio: "twilio"
+        case .http: "http"
         }
     }
 }
@@ -266,18 +274,22 @@ public struct SMSGatewaySourceConfig: Sendable, Equatable {
     public var maxSkew: Duration
 }
 
-public struct TwilioSourceConfig: Sendable {
+public struct TwilioSourceConfig: Sendable, Equatable {
     /// Used when `auth_token` is empty and Herald listens on loopback only, so `make run` works
     /// without credentials. Start-up says so loudly.
     public static let developmentToken = "herald-dev-token"
 
+    /// The event's `source`: `twilio`, or the name of a further Twilio source (a second account).
+    public var name: String = "twilio"
     public var path: String
     public var authToken: Secret
     public var usesDevelopmentToken: Bool
     public var verifySignature: Bool
 }
 
-public struct HTTPSourceConfig: Sendable {
+public struct HTTPSourceConfig: Sendable, Equatable {
+    /// The event's `source`: `http`, or the name of a further JSON source (its own token).
+    public var name: String = "http"
     public var path: String
     public var token: Secret
 }

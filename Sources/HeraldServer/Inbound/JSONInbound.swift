@@ -15,24 +15,24 @@ struct JSONInbound: Sendable {
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         guard request.hasBearerToken(config.token) else {
-            metrics.eventReceived(source: "http", outcome: .rejectedAuth)
+            metrics.eventReceived(source: config.name, outcome: .rejectedAuth)
             logger.notice("JSON event refused: missing or wrong bearer token")
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
         }
-        let buffer = try await collectBody(request, maxBody: maxBody, source: "http", metrics: metrics)
+        let buffer = try await collectBody(request, maxBody: maxBody, source: config.name, metrics: metrics)
         let message: InboundMessage
         do {
-            message = try Self.parse(Data(buffer.readableBytesView))
+            message = try Self.parse(Data(buffer.readableBytesView), source: config.name)
         } catch {
-            metrics.eventReceived(source: "http", outcome: .invalid)
+            metrics.eventReceived(source: config.name, outcome: .invalid)
             throw error
         }
         let result: Ingestor.Result
         do {
             result = try await ingestor.ingest(message)
-            metrics.eventReceived(source: "http", outcome: result.duplicate ? .duplicate : .accepted)
+            metrics.eventReceived(source: config.name, outcome: result.duplicate ? .duplicate : .accepted)
         } catch let error as IngestError {
-            throw refusal(error, source: "http", metrics: metrics)
+            throw refusal(error, source: config.name, metrics: metrics)
         } catch {
             logger.error("could not store a JSON event", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the event")
@@ -46,7 +46,7 @@ struct JSONInbound: Sendable {
     static let maximumAge: TimeInterval = 7 * 86400
     static let maximumLead: TimeInterval = 300
 
-    static func parse(_ data: Data, now: Date = Date()) throws -> InboundMessage {
+    static func parse(_ data: Data, source: String = "http", now: Date = Date()) throws -> InboundMessage {
         guard let object = try? JSONSerialization.jsonObject(with: data) else {
             throw HTTPError(.badRequest, message: "the body is not valid JSON")
         }
@@ -91,7 +91,7 @@ struct JSONInbound: Sendable {
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw HTTPError(.badRequest, message: "unknown field \"\(unknown)\"; expected from, to, body, id, received_at, media")
         }
-        return InboundMessage(source: "http", sourceID: id, from: from, to: to, body: body, media: media, receivedAt: receivedAt)
+        return InboundMessage(source: source, sourceID: id, from: from, to: to, body: body, media: media, receivedAt: receivedAt)
     }
 }
 

@@ -26,7 +26,7 @@ struct TwilioInbound: Sendable {
         if config.usesDevelopmentToken, request.headers[.xForwardedFor] != nil || request.headers[.forwarded] != nil || request.headers[.xForwardedHost] != nil {
             // A proxy in front means someone else can reach this Herald: the published
             // development token would let anyone forge messages.
-            metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
+            metrics.eventReceived(source: config.name, outcome: .rejectedSignature)
             logger.warning("Twilio webhook refused: it came through a proxy, and the development token is only for a Herald nobody else can reach; set TWILIO_AUTH_TOKEN")
             throw HTTPError(.forbidden, message: "the development token is not accepted through a proxy; set sources.twilio.auth_token")
         }
@@ -34,12 +34,12 @@ struct TwilioInbound: Sendable {
         if request.method == .get {
             parameters = TwilioSignature.parseForm(request.uri.query ?? "")
         } else {
-            let buffer = try await collectBody(request, maxBody: maxBody, source: "twilio", metrics: metrics)
+            let buffer = try await collectBody(request, maxBody: maxBody, source: config.name, metrics: metrics)
             parameters = buffer.withUnsafeReadableBytes { TwilioSignature.parseForm(bytes: $0) }
         }
         if config.verifySignature {
             guard let signature = request.headers[.twilioSignature], !signature.isEmpty else {
-                metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
+                metrics.eventReceived(source: config.name, outcome: .rejectedSignature)
                 logger.notice("Twilio webhook refused: no X-Twilio-Signature header")
                 throw HTTPError(.badRequest, message: "missing X-Twilio-Signature header")
             }
@@ -47,7 +47,7 @@ struct TwilioInbound: Sendable {
             let signed = request.method == .get ? [] : parameters
             let url = signedURL(request, peer: context.remoteAddress?.ipAddress)
             guard TwilioSignature.isValid(signature: signature, url: url, parameters: signed, authToken: config.authToken.value) else {
-                metrics.eventReceived(source: "twilio", outcome: .rejectedSignature)
+                metrics.eventReceived(source: config.name, outcome: .rejectedSignature)
                 logger.notice("Twilio webhook refused: signature does not match", metadata: ["http.path": "\(request.uri.path)"])
                 throw HTTPError(.forbidden, message: "X-Twilio-Signature does not match")
             }
@@ -57,12 +57,12 @@ struct TwilioInbound: Sendable {
         // `MessageSid=SMx…` does: a renamed copy would verify. Every message Twilio sends has a
         // well-formed id, and it is the key a replay is caught by.
         guard let sid = values["MessageSid"], TwilioSignature.isMessageSID(sid) else {
-            metrics.eventReceived(source: "twilio", outcome: .invalid)
+            metrics.eventReceived(source: config.name, outcome: .invalid)
             logger.notice("Twilio webhook refused: no well-formed MessageSid")
             throw HTTPError(.badRequest, message: "missing or malformed MessageSid (SM or MM and 32 hex digits)")
         }
         guard let from = values["From"], !from.isEmpty else {
-            metrics.eventReceived(source: "twilio", outcome: .invalid)
+            metrics.eventReceived(source: config.name, outcome: .invalid)
             throw HTTPError(.badRequest, message: "missing From parameter")
         }
         // `MediaUrl0`, `MediaUrl1`, … in their number's order (one pass, no lookups by made-up names).
@@ -71,14 +71,14 @@ struct TwilioInbound: Sendable {
             return (index, pair.value)
         }.sorted { $0.0 < $1.0 }.map(\.1)
         let message = InboundMessage(
-            source: "twilio", sourceID: sid,
+            source: config.name, sourceID: sid,
             from: from, to: values["To"], body: values["Body"] ?? "", media: media
         )
         do {
             let result = try await ingestor.ingest(message)
-            metrics.eventReceived(source: "twilio", outcome: result.duplicate ? .duplicate : .accepted)
+            metrics.eventReceived(source: config.name, outcome: result.duplicate ? .duplicate : .accepted)
         } catch let error as IngestError {
-            throw refusal(error, source: "twilio", metrics: metrics)
+            throw refusal(error, source: config.name, metrics: metrics)
         } catch {
             logger.error("could not store a Twilio message; answering 500 so Twilio reports it", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, message: "could not store the message")
