@@ -20,28 +20,14 @@ struct HTTPSMSSourceTests {
         request.headers.add(name: "X-Event-Type", value: "message.phone.received")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        return try await send(request).status
     }
 
     @Test func phoneMessagesAreRoutedOnceAndBadTokensStoreNothing() async throws {
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0", public_url: "https://herald.example.com" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(server: #"listen: "127.0.0.1:0", public_url: "https://herald.example.com""#, sources: """
               my-httpsms: { type: httpsms, signing_key: \(Self.key) }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [my-httpsms] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["my-httpsms"])
+        let (port, sink) = (server.port, server.sink)
         let good = HTTPSMSToken.make(signingKey: Self.key, audience: Self.audience, now: Date())
 
         #expect(try await Self.post(port, Self.event, token: good) == 200)
@@ -63,8 +49,6 @@ struct HTTPSMSSourceTests {
         #expect(try await Self.post(port, #"{"type":"message.phone.sent","data":{}}"#, token: good) == 200, "other events are dropped")
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 1)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }

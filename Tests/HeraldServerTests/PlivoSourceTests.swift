@@ -29,22 +29,10 @@ struct PlivoSourceTests {
                        ("MessageUUID", "2b0fc1f6-3a4e-11ef-9a5b-0242ac110002"), ("Units", "1"), ("MessageIntent", "")]
 
     @Test func inboundSMSIsRoutedOnceAndForgeriesStoreNothing() async throws {
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0", public_url: "https://herald.example.com" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(server: #"listen: "127.0.0.1:0", public_url: "https://herald.example.com""#, sources: """
               my-plivo: { type: plivo, auth_token: \(Self.token) }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [my-plivo] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["my-plivo"])
+        let (port, sink) = (server.port, server.sink)
 
         let (status, answer) = try await Self.post(port, Self.form)
         #expect(status == 200)
@@ -65,8 +53,6 @@ struct PlivoSourceTests {
         #expect(try await Self.post(port, forged, headers: []).0 == 401)
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 1)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }

@@ -19,29 +19,15 @@ struct SMSToURLSourceTests {
         request.headers.add(name: "User-agent", value: "SMS Forwarder App")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        return try await send(request).status
     }
 
     @Test func tokenAndSignedPhonesAreRoutedOnceAndStrangersStoreNothing() async throws {
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(sources: """
               old-phone: { type: sms-to-url, token: old-phone-token }
               new-phone: { type: sms-to-url, signing_key: new-phone-secret }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [old-phone, new-phone] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["old-phone", "new-phone"])
+        let (port, sink) = (server.port, server.sink)
 
         #expect(try await Self.post(port, "/sources/old-phone?token=old-phone-token", Self.body) == 200)
         let first = try #require(await sink.waitForRequests(1).first?.json)
@@ -63,8 +49,6 @@ struct SMSToURLSourceTests {
         #expect(try await Self.post(port, "/sources/new-phone", forged) == 401)
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 2)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }

@@ -17,9 +17,7 @@ struct SmsForwarderSourceTests {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        return try await send(request).status
     }
 
     static func formEncode(_ text: String) -> String {
@@ -34,22 +32,10 @@ struct SmsForwarderSourceTests {
     }
 
     @Test func formAndJSONModesAreRoutedAndUnsignedOrStaleRequestsStoreNothing() async throws {
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(sources: """
               cn-phone: { type: smsforwarder, secret: \(Self.secret), token: forwarder-token }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [cn-phone] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["cn-phone"])
+        let (port, sink) = (server.port, server.sink)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let form = "application/x-www-form-urlencoded"
 
@@ -75,8 +61,6 @@ struct SmsForwarderSourceTests {
         #expect(try await Self.post(port, Self.form(timestamp: now - 600_000, code: "999999"), contentType: form) == 403, "stale")
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 2)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }

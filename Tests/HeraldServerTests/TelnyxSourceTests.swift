@@ -23,29 +23,15 @@ struct TelnyxSourceTests {
         request.headers.add(name: "telnyx-timestamp", value: "\(timestamp)")
         request.headers.add(name: "telnyx-signature-ed25519", value: try key.signature(for: signed).base64EncodedString())
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        return try await send(request).status
     }
 
     @Test func inboundMessagesAreRoutedOnceAndForgeriesStoreNothing() async throws {
         #expect(Self.key.publicKey.rawRepresentation.base64EncodedString() == "7HfuTGHHP/ZqrJHCKY7IHJ0h1S0/6FC9iZ8xAB8lQ9Q=")
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(sources: """
               my-telnyx: { type: telnyx, public_key: "7HfuTGHHP/ZqrJHCKY7IHJ0h1S0/6FC9iZ8xAB8lQ9Q=" }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [my-telnyx] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["my-telnyx"])
+        let (port, sink) = (server.port, server.sink)
 
         #expect(try await Self.post(port, Self.body) == 200)
         let delivered = try #require(await sink.waitForRequests(1).first?.json)
@@ -64,9 +50,7 @@ struct TelnyxSourceTests {
         #expect(try await Self.post(port, report) == 200, "a delivery report is acknowledged and dropped")
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 1)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }
 

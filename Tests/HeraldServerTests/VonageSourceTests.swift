@@ -25,9 +25,7 @@ struct VonageSourceTests {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.body = .bytes(ByteBuffer(string: encode(parameters)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        return try await send(request).status
     }
 
     static func get(_ port: Int, _ parameters: [(String, String)]) async throws -> Int {
@@ -42,22 +40,10 @@ struct VonageSourceTests {
     }
 
     @Test func signedMessagesAndLongOnesInPartsAreRoutedOnce() async throws {
-        let sink = try await FakeReceiver.start()
-        let folder = try HeraldProcess.tempFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try """
-            server: { listen: "127.0.0.1:0" }
-            storage: sqlite:state/herald.db
-            sources:
+        let server = try await SourceTestServer.start(sources: """
               my-vonage: { type: vonage, signature_secret: \(Self.secret), signature_method: sha256, multipart_wait: 1s }
-            sinks:
-              hook: { type: http, url: "\(sink.url("/hook"))" }
-            routes:
-              - match: { source: [my-vonage] }
-                deliver: [hook]
-            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
-        let herald = try HeraldProcess(["serve"], directory: folder)
-        let port = try #require(await herald.listeningPort(), "\(herald.text)")
+            """, match: ["my-vonage"])
+        let (port, sink) = (server.port, server.sink)
 
         #expect(try await Self.post(port, Self.signed(Self.sms("0A01", "Your code is 123456"))) == 200)
         let first = try #require(await sink.waitForRequests(1).first?.json)
@@ -92,8 +78,6 @@ struct VonageSourceTests {
         #expect(try await Self.post(port, Self.signed(Self.sms("0D03", "Your code is 654321"), secret: "other")) == 403)
         try await Task.sleep(for: .milliseconds(300))
         #expect(sink.requests.count == 3)
-        herald.signal(SIGTERM)
-        #expect(await herald.wait() == 0)
-        await sink.stop()
+        await server.stop()
     }
 }

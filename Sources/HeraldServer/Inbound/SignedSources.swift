@@ -258,7 +258,7 @@ struct SMSGatewayAdapter: SourceAdapter {
         guard SMSGatewaySignature.isValid(signature: signature, body: body, timestamp: timestamp, signingKey: config.signingKey.value) else {
             return SourceRefusal(status: .forbidden, message: "wrong X-Signature (is the signing key the app's?)", outcome: .rejectedSignature, reason: "wrong signature")
         }
-        guard let sent = SMSGatewaySignature.timestamp(timestamp), abs(sent.timeIntervalSince(now)) <= config.maxSkew.seconds else {
+        guard isWithin(config.maxSkew, SMSGatewaySignature.timestamp(timestamp), of: now) else {
             return SourceRefusal(status: .forbidden, message: "X-Timestamp is more than \(config.maxSkew.shortDescription) from this server's clock (a replay, or the phone's clock is off)",
                                  outcome: .rejectedSignature, reason: "X-Timestamp outside the window")
         }
@@ -306,6 +306,18 @@ struct SMSGatewayAdapter: SourceAdapter {
     }
 }
 
+/// Whether a sender's signed time is within `skew` of ours (either way); no time is not.
+func isWithin(_ skew: Duration, _ sent: Date?, of now: Date) -> Bool {
+    guard let sent else { return false }
+    return abs(sent.timeIntervalSince(now)) <= skew.seconds
+}
+
+/// Providers that write numbers as digits only (Plivo, Vonage): the `+` of E.164 added.
+func plusPrefixed(_ number: String?) -> String? {
+    guard let number, !number.isEmpty else { return nil }
+    return number.allSatisfy(\.isNumber) ? "+" + number : number
+}
+
 /// A sender's claim of when a message arrived, believed only when plausible (within the JSON
 /// source's window); else nil, and the server's time is used.
 func plausibleTime(_ text: String?, now: Date) -> Date? {
@@ -330,7 +342,7 @@ struct TelnyxAdapter: SourceAdapter {
             return SourceRefusal(status: .forbidden, message: "wrong telnyx-signature-ed25519 (is public_key this account's?)", outcome: .rejectedSignature,
                                  reason: "wrong signature")
         }
-        guard let sent = SMSGatewaySignature.timestamp(timestamp), abs(sent.timeIntervalSince(now)) <= config.maxSkew.seconds else {
+        guard isWithin(config.maxSkew, SMSGatewaySignature.timestamp(timestamp), of: now) else {
             return SourceRefusal(status: .forbidden, message: "telnyx-timestamp is more than \(config.maxSkew.shortDescription) from this server's clock",
                                  outcome: .rejectedSignature, reason: "telnyx-timestamp outside the window")
         }
@@ -477,7 +489,7 @@ struct SmsForwarderAdapter: SourceAdapter {
         guard SmsForwarderSignature.isValid(sign: sign, timestamp: timestamp, secret: config.secret.value) else {
             return SourceRefusal(status: .forbidden, message: "wrong sign (is the secret the app's?)", outcome: .rejectedSignature, reason: "wrong sign")
         }
-        guard let milliseconds = Int64(timestamp), abs(Double(milliseconds) / 1000 - request.now.timeIntervalSince1970) <= config.maxSkew.seconds else {
+        guard isWithin(config.maxSkew, Int64(timestamp).map { Date(timeIntervalSince1970: Double($0) / 1000) }, of: request.now) else {
             return SourceRefusal(status: .forbidden, message: "timestamp is more than \(config.maxSkew.shortDescription) from this server's clock (a replay, or the phone's clock is off)",
                                  outcome: .rejectedSignature, reason: "timestamp outside the window")
         }
@@ -547,12 +559,7 @@ struct PlivoAdapter: SourceAdapter {
         guard let id = fields["MessageUUID"], !id.isEmpty else { throw HTTPError(.badRequest, message: "missing MessageUUID") }
         guard let from = fields["From"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing From") }
         let text = fields["Text"] ?? fields["Body"] ?? ""
-        // Plivo sends numbers without the plus.
-        func e164(_ number: String?) -> String? {
-            guard let number, !number.isEmpty else { return nil }
-            return number.first == "+" || !number.allSatisfy(\.isNumber) ? number : "+" + number
-        }
-        return .message(InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: e164(from) ?? from, to: e164(fields["To"]), body: text))
+        return .message(InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: plusPrefixed(from) ?? from, to: plusPrefixed(fields["To"]), body: text))
     }
 
     /// Plivo reads the answer as Message XML: an empty one sends nothing back.
@@ -613,12 +620,8 @@ struct VonageAdapter: SourceAdapter {
         guard type == "text" || type == "unicode" else { return .ignored("type \(type.prefix(20))") }
         guard let from = fields["msisdn"], !from.isEmpty else { throw HTTPError(.badRequest, message: "missing msisdn") }
         guard let id = fields["messageId"], !id.isEmpty else { throw HTTPError(.badRequest, message: "missing messageId") }
-        func e164(_ number: String?) -> String? {
-            guard let number, !number.isEmpty else { return nil }
-            return number.allSatisfy(\.isNumber) ? "+" + number : number
-        }
         let text = fields["text"] ?? ""
-        let message = InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: e164(from) ?? from, to: e164(fields["to"]), body: text)
+        let message = InboundMessage(source: config.name, sourceID: String(id.prefix(64)), from: plusPrefixed(from) ?? from, to: plusPrefixed(fields["to"]), body: text)
         if fields["concat"] == "true", let ref = fields["concat-ref"], let total = Int(fields["concat-total"] ?? ""), let index = Int(fields["concat-part"] ?? ""),
            total > 1, (1...total).contains(index) {
             var whole = message
