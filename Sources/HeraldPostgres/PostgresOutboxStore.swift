@@ -278,7 +278,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     struct DeliveryRow: Encodable, Sendable {
         var id, sink, state: String
-        var recipient, route, app, last_error, receipt: String?
+        var recipient, route, app, last_error, receipt, retracts: String?
         var attempts: Int
         var next_s, expires_s, created_s, updated_s: Double
         var lease_s: Double?
@@ -294,7 +294,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             received_s: event.receivedAt.timeIntervalSince(localNow), media: event.media,
             deliveries: deliveries.map { d in
                 DeliveryRow(id: d.id, sink: d.sink, state: d.state.rawValue, recipient: d.recipient, route: d.route, app: d.app,
-                            last_error: d.lastError, receipt: d.receipt, attempts: d.attempts,
+                            last_error: d.lastError, receipt: d.receipt, retracts: d.retracts, attempts: d.attempts,
                             next_s: d.nextAttemptAt.timeIntervalSince(localNow), expires_s: d.expiresAt.timeIntervalSince(localNow),
                             created_s: d.createdAt.timeIntervalSince(localNow), updated_s: d.updatedAt.timeIntervalSince(localNow),
                             lease_s: d.state == .inFlight ? (d.leaseUntil ?? localNow).timeIntervalSince(localNow) : nil)
@@ -541,13 +541,13 @@ public final class PostgresOutboxStore: OutboxStore, Service {
 
     public func count(state: DeliveryState) async throws -> Int {
         var s = time.statement()
-        let sql = "SELECT count(*) FROM herald.deliveries WHERE state = \(s.bind(state.rawValue))"
+        let sql = "SELECT count(*) FROM herald.deliveries WHERE state = \(s.bind(state.rawValue)) AND retracts IS NULL"
         return try await count(s.query(sql))
     }
 
     public func pendingBySink() async throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try await rows("SELECT sink, count(*) FROM herald.deliveries WHERE state = 'pending' GROUP BY sink") {
+        for row in try await rows("SELECT sink, count(*) FROM herald.deliveries WHERE state = 'pending' AND retracts IS NULL GROUP BY sink") {
             let (sink, n) = try row.decode((String, Int64).self)
             counts[sink] = Int(n)
         }
@@ -579,15 +579,15 @@ public final class PostgresOutboxStore: OutboxStore, Service {
                 RETURNING id
             ), d AS (
                 INSERT INTO herald.deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
-                                               lease_owner, lease_expires_at, last_error, receipt, created_at, updated_at)
+                                               lease_owner, lease_expires_at, last_error, receipt, retracts, created_at, updated_at)
                 SELECT t.id, e.id, t.sink, t.recipient, t.route, t.app, t.state, t.attempts,
                        \(now) + make_interval(secs => t.next_s), \(now) + make_interval(secs => t.expires_s),
                        CASE WHEN t.state = 'in_flight' THEN \(s.bind(nodeID)) END,
                        CASE WHEN t.state = 'in_flight' THEN \(now) + make_interval(secs => coalesce(t.lease_s, 0)) END,
-                       t.last_error, t.receipt, \(now) + make_interval(secs => t.created_s), \(now) + make_interval(secs => t.updated_s)
+                       t.last_error, t.receipt, t.retracts, \(now) + make_interval(secs => t.created_s), \(now) + make_interval(secs => t.updated_s)
                 FROM e JOIN ev ON ev.id = e.id,
                      jsonb_to_recordset(ev.deliveries) AS t(id text, sink text, state text, recipient text, route text, app text,
-                     last_error text, receipt text, attempts int, next_s float8, expires_s float8, created_s float8, updated_s float8, lease_s float8)
+                     last_error text, receipt text, retracts text, attempts int, next_s float8, expires_s float8, created_s float8, updated_s float8, lease_s float8)
                 RETURNING sink, state
             ), announced AS MATERIALIZED (
                 SELECT pg_notify('\(channel)', p.sink) FROM (SELECT DISTINCT sink FROM d WHERE state = 'pending') p
@@ -725,7 +725,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
         """
         \(t).id, \(t).event_id, \(t).sink, \(t).recipient, \(t).route, \(t).app, \(t).state, \(t).attempts,
         \(s.seconds("\(t).next_attempt_at")) AS next_s, \(s.seconds("\(t).expires_at")) AS expires_s,
-        \(s.seconds("\(t).lease_expires_at")) AS lease_s, \(t).last_error, \(t).receipt,
+        \(s.seconds("\(t).lease_expires_at")) AS lease_s, \(t).last_error, \(t).receipt, \(t).retracts,
         \(s.seconds("\(t).created_at")) AS created_s, \(s.seconds("\(t).updated_at")) AS updated_s
         """
     }
@@ -750,7 +750,7 @@ public final class PostgresOutboxStore: OutboxStore, Service {
             state: state, attempts: Int(try r["attempts"].decode(Int32.self)),
             nextAttemptAt: s.instant(try r["next_s"].decode(Double.self)), expiresAt: s.instant(try r["expires_s"].decode(Double.self)),
             leaseUntil: try r["lease_s"].decode(Double?.self).map(s.instant), lastError: try r["last_error"].decode(String?.self),
-            receipt: try r["receipt"].decode(String?.self), createdAt: s.instant(try r["created_s"].decode(Double.self)),
+            receipt: try r["receipt"].decode(String?.self), retracts: try r["retracts"].decode(String?.self), createdAt: s.instant(try r["created_s"].decode(Double.self)),
             updatedAt: s.instant(try r["updated_s"].decode(Double.self))
         )
     }

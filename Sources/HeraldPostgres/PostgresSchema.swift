@@ -42,6 +42,8 @@ enum PostgresSchema {
             )
             """,
         ],
+        // 2: retractions (a row that deletes the message another delivery sent).
+        ["ALTER TABLE herald.deliveries ADD COLUMN retracts text"],
     ]
 
     static var version: Int { migrations.count }

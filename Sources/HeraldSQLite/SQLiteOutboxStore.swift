@@ -314,11 +314,11 @@ public final class SQLiteOutboxStore: OutboxStore {
         }
     }
 
-    /// Count of deliveries by state (for tests and tools).
+    /// Pending deliveries per sink; retractions (due only when their code expires) left out.
     public func pendingBySink() async throws -> [String: Int] {
         try await pool.read { db in
             var counts: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT sink, COUNT(*) AS n FROM deliveries WHERE state = 'pending' GROUP BY sink") {
+            for row in try Row.fetchAll(db, sql: "SELECT sink, COUNT(*) AS n FROM deliveries WHERE state = 'pending' AND retracts IS NULL GROUP BY sink") {
                 counts[row["sink"]] = row["n"]
             }
             return counts
@@ -326,7 +326,7 @@ public final class SQLiteOutboxStore: OutboxStore {
     }
 
     public func count(state: DeliveryState) async throws -> Int {
-        try await pool.read { db in try db.intValue("SELECT COUNT(*) FROM deliveries WHERE state = ?", arguments: [state.rawValue]) ?? 0 }
+        try await pool.read { db in try db.intValue("SELECT COUNT(*) FROM deliveries WHERE state = ? AND retracts IS NULL", arguments: [state.rawValue]) ?? 0 }
     }
 
     // MARK: Rows
@@ -343,11 +343,11 @@ public final class SQLiteOutboxStore: OutboxStore {
     private static func insert(_ d: Delivery, _ db: Database) throws {
         try db.run("""
             INSERT INTO deliveries (id, event_id, sink, recipient, route, app, state, attempts, next_attempt_at, expires_at,
-                                    lease_until, last_error, receipt, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    lease_until, last_error, receipt, retracts, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [d.id, d.eventID, d.sink, d.recipient, d.route, d.app, d.state.rawValue, d.attempts,
                              d.nextAttemptAt.timeIntervalSince1970, d.expiresAt.timeIntervalSince1970, d.leaseUntil?.timeIntervalSince1970,
-                             d.lastError, d.receipt, d.createdAt.timeIntervalSince1970, d.updatedAt.timeIntervalSince1970])
+                             d.lastError, d.receipt, d.retracts, d.createdAt.timeIntervalSince1970, d.updatedAt.timeIntervalSince1970])
     }
 
     private static func fetchEvent(_ db: Database, id: String) throws -> Event? {
@@ -379,7 +379,7 @@ public final class SQLiteOutboxStore: OutboxStore {
             id: row["id"], eventID: row["event_id"], sink: row["sink"], recipient: row["recipient"], route: row["route"], app: row["app"],
             state: state, attempts: row["attempts"], nextAttemptAt: date(row, "next_attempt_at"),
             expiresAt: date(row, "expires_at"), leaseUntil: lease.map(Date.init(timeIntervalSince1970:)), lastError: row["last_error"],
-            receipt: row["receipt"], createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at")
+            receipt: row["receipt"], retracts: row["retracts"], createdAt: date(row, "created_at"), updatedAt: date(row, "updated_at")
         )
     }
 

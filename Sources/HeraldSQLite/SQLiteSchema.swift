@@ -68,6 +68,9 @@ enum SQLiteSchema {
         migrator.registerMigration("v3: origin-bound codes") { db in
             try db.execute(sql: "ALTER TABLE events ADD COLUMN otp_domain TEXT")
         }
+        migrator.registerMigration("v4: retractions") { db in
+            try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN retracts TEXT")
+        }
         return migrator
     }
 }

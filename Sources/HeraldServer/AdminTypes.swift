@@ -17,6 +17,10 @@ public struct AdminDelivery: Codable, Sendable, Equatable {
     public var lastError: String?
     /// The receiver's id for the sent message.
     public var receipt: String?
+    /// `delivery`, or `retraction`: a row that deletes the message of the delivery `retracts`
+    /// once the code expired.
+    public var kind: String
+    public var retracts: String?
     public var createdAt: String
     public var updatedAt: String
 
@@ -33,13 +37,15 @@ public struct AdminDelivery: Codable, Sendable, Equatable {
         expiresAt = RFC3339.string(from: d.expiresAt)
         lastError = d.lastError
         receipt = d.receipt
+        kind = d.kind
+        retracts = d.retracts
         createdAt = RFC3339.string(from: d.createdAt)
         updatedAt = RFC3339.string(from: d.updatedAt)
     }
 
     enum CodingKeys: String, CodingKey {
         case id, eventID = "event_id", sink, recipient, route, app, state, attempts, nextAttemptAt = "next_attempt_at"
-        case expiresAt = "expires_at", lastError = "last_error", receipt, createdAt = "created_at", updatedAt = "updated_at"
+        case expiresAt = "expires_at", lastError = "last_error", receipt, kind, retracts, createdAt = "created_at", updatedAt = "updated_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -56,6 +62,8 @@ public struct AdminDelivery: Codable, Sendable, Equatable {
         try c.encode(expiresAt, forKey: .expiresAt)
         try c.encode(lastError, forKey: .lastError)
         try c.encode(receipt, forKey: .receipt)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(retracts, forKey: .retracts)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
     }

@@ -110,10 +110,11 @@ public struct HeraldRuntime: Sendable {
         }
     }
 
-    /// What planning needs of each configured sink: its recipients, or why it is disabled.
+    /// What planning needs of each configured sink: its recipients and whether it retracts, or
+    /// why it is disabled.
     public static func sinkInfos(_ config: HeraldConfig, _ sinks: [any Sink]) -> [String: DeliveryPlan.SinkInfo] {
         var infos: [String: Ingestor.SinkInfo] = [:]
-        for sink in sinks { infos[sink.name] = Ingestor.SinkInfo(recipients: sink.recipients) }
+        for sink in sinks { infos[sink.name] = Ingestor.SinkInfo(recipients: sink.recipients, retraction: sink.retraction) }
         for sink in config.sinks where infos[sink.name] == nil {
             infos[sink.name] = Ingestor.SinkInfo(disabledReason: sink.disabledReason ?? "not available")
         }

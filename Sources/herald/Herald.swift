@@ -335,6 +335,7 @@ struct Deliveries: AsyncParsableCommand {
         for d in list {
             var line = "\(d.id)  \(d.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(d.sink)"
             if let recipient = d.recipient { line += " → \(PhoneNumber.masked(recipient))" }
+            if let target = d.retracts { line += "  retracts \(target)" }
             line += "  attempts \(d.attempts)  event \(d.eventID)  created \(RFC3339.string(from: d.createdAt))"
             if d.state == .pending { line += "  next \(RFC3339.string(from: d.nextAttemptAt))" }
             if let error = d.lastError { line += "  last error: \(error)" }
@@ -419,7 +420,10 @@ struct Send: AsyncParsableCommand {
         }
         let byName = Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, $0) })
         var failures = 0
-        for var delivery in plan.deliveries {
+        if plan.deliveries.contains(where: \.isRetraction) {
+            print("note: herald send stores nothing, so what it sends is not retracted when the code expires")
+        }
+        for var delivery in plan.sends {
             let label = delivery.sink + (delivery.recipient.map { " → \(PhoneNumber.masked($0))" } ?? "")
             guard delivery.state == .pending, let sink = byName[delivery.sink] else {
                 let reason = (delivery.lastError ?? "").replacingOccurrences(of: "sink disabled: ", with: "")
@@ -430,7 +434,7 @@ struct Send: AsyncParsableCommand {
             delivery.attempts = 1
             let outcome = await sink.deliver(DeliveryRequest(event: plan.event, delivery: delivery))
             switch outcome {
-            case .delivered(let detail, _):
+            case .delivered(let detail, _, _):
                 print("\(label): delivered\(detail.map { " (\($0))" } ?? "")")
             case .skipped(let reason):
                 print("\(label): skipped (\(reason))")

@@ -39,13 +39,18 @@ public struct Delivery: Sendable, Equatable, Codable {
     /// What the receiver called the message once it was delivered (a Slack `ts`, a Twilio SID, a
     /// chat message id): later work on the sent message, such as deleting it, starts from it.
     public var receipt: String?
+    /// Set on a retraction: the id of the delivery whose sent message this row deletes (or
+    /// redacts) once the code has expired. A retraction is claimed, retried, fenced and audited
+    /// like any delivery, in its sink's lane, and never changes the delivery it retracts.
+    public var retracts: String?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, eventID: String, sink: String, recipient: String? = nil, route: String?, app: String?,
         state: DeliveryState = .pending, attempts: Int = 0, nextAttemptAt: Date, expiresAt: Date,
-        leaseUntil: Date? = nil, lastError: String? = nil, receipt: String? = nil, createdAt: Date, updatedAt: Date? = nil
+        leaseUntil: Date? = nil, lastError: String? = nil, receipt: String? = nil, retracts: String? = nil, createdAt: Date,
+        updatedAt: Date? = nil
     ) {
         self.id = id
         self.eventID = eventID
@@ -60,9 +65,16 @@ public struct Delivery: Sendable, Equatable, Codable {
         self.leaseUntil = leaseUntil
         self.lastError = lastError
         self.receipt = receipt
+        self.retracts = retracts
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
     }
+}
+
+extension Delivery {
+    public var isRetraction: Bool { retracts != nil }
+    /// `delivery` or `retraction`: the word the admin API and `herald deliveries` show.
+    public var kind: String { isRetraction ? "retraction" : "delivery" }
 }
 
 /// The record of one attempt, kept for the audit trail.

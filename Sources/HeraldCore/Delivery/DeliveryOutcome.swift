@@ -1,8 +1,9 @@
 /// What a sink says about one attempt. Sinks report what happened; the retry policy alone
 /// decides what happens next.
 public enum DeliveryOutcome: Sendable, Equatable {
-    /// `receipt` is the receiver's id for the sent message, kept with the delivery.
-    case delivered(detail: String? = nil, receipt: String? = nil)
+    /// `receipt` is the receiver's id for the sent message, kept with the delivery. `rest`: the
+    /// receiver said its budget is spent, so the sink waits that long before its next request.
+    case delivered(detail: String? = nil, receipt: String? = nil, rest: Duration? = nil)
     /// Worth trying again, after `after` when the receiver said so (`Retry-After`).
     case retry(after: Duration? = nil, reason: String)
     /// Trying again cannot help (bad payload, unknown channel, invalid number).
@@ -21,7 +22,7 @@ public enum DeliveryOutcome: Sendable, Equatable {
 
     public var detail: String? {
         switch self {
-        case .delivered(let detail, _): detail
+        case .delivered(let detail, _, _): detail
         case .retry(_, let reason), .permanent(let reason), .skipped(let reason): reason
         }
     }

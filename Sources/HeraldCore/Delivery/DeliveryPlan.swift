@@ -9,16 +9,23 @@ public struct DeliveryPlan: Sendable, Equatable {
         public var recipients: [String]
         /// Set for a disabled optional sink: its deliveries are recorded as skipped.
         public var disabledReason: String?
+        /// Set when the sink retracts its messages once their code expired.
+        public var retraction: RetractionPlan?
 
-        public init(recipients: [String] = [], disabledReason: String? = nil) {
+        public init(recipients: [String] = [], disabledReason: String? = nil, retraction: RetractionPlan? = nil) {
             self.recipients = recipients
             self.disabledReason = disabledReason
+            self.retraction = retraction
         }
     }
 
     public var event: Event
     public var decision: RoutingDecision
+    /// The deliveries proper, retractions left out.
+    public var sends: [Delivery] { deliveries.filter { !$0.isRetraction } }
     /// Pending, or skipped for a disabled sink; never claimed (the ingest path decides that).
+    /// A sink that retracts adds, after each delivery, its retraction: pending, due when the
+    /// delivery expires.
     public var deliveries: [Delivery]
 
     public init(message: InboundMessage, router: Router, sinks: [String: SinkInfo], now: Date, eventID: String? = nil) {
@@ -45,6 +52,13 @@ public struct DeliveryPlan: Sendable, Equatable {
                     delivery.lastError = "sink disabled: \(reason)"
                 }
                 deliveries.append(delivery)
+                if delivery.state == .pending, let deadline = info.retraction?.deadline(createdAt: now, expiresAt: expiresAt) {
+                    deliveries.append(Delivery(
+                        id: Identifier.make("rtr", at: now), eventID: event.id, sink: target.sink, recipient: recipient,
+                        route: target.route, app: target.app, nextAttemptAt: expiresAt, expiresAt: deadline,
+                        retracts: delivery.id, createdAt: now
+                    ))
+                }
             }
         }
         self.event = event

@@ -13,7 +13,7 @@ public enum DeliveryRules {
 
     /// | outcome | becomes |
     /// | --- | --- |
-    /// | delivered | `delivered`, with the receiver's receipt |
+    /// | delivered | `delivered`, with the receiver's receipt (a spent rate budget pauses the sink) |
     /// | skipped | `skipped` (the loop guard) |
     /// | permanent | `failed` with the reason |
     /// | retry | `pending` at the policy's next time (`Retry-After` wins, and pauses the sink); `failed` at `max_attempts`; `expired` when the next time would be past the expiry |
@@ -22,8 +22,9 @@ public enum DeliveryRules {
         random: (ClosedRange<Double>) -> Double
     ) -> Decision {
         switch outcome {
-        case .delivered(_, let receipt):
-            return Decision(result: DeliveryResult(next: .delivered, receipt: receipt))
+        case .delivered(_, let receipt, let rest):
+            // A receiver whose budget is spent pauses the sink, as a `Retry-After` would.
+            return Decision(result: DeliveryResult(next: .delivered, receipt: receipt), pauseUntil: rest.map { now.adding($0) })
         case .skipped(let reason):
             return Decision(result: DeliveryResult(next: .skipped, error: reason))
         case .permanent(let reason):

@@ -35,6 +35,9 @@ public struct DispatchMachine: Sendable {
         /// Pending work was stored for these sinks (a fresh delivery that could not start at once,
         /// an admin retry, a notification from another process).
         case workStored(sinks: Set<String>)
+        /// Work stored for `sink` that is due only at `at` (a retraction, due when its code
+        /// expires): the lane looks then.
+        case workDue(sink: String, at: Date)
         /// The periodic sweep: every lane looks in the store.
         case wakeAll
         case claimed(sink: String, batch: ClaimBatch)
@@ -226,6 +229,9 @@ public struct DispatchMachine: Sendable {
         case .workStored(let sinks):
             for sink in sinks { lanes[sink]?.backlog += 1 }
             for sink in sinks.sorted() { look(sink, at: now, now: now, &actions) }
+
+        case .workDue(let sink, let at):
+            look(sink, at: at, now: now, &actions)
 
         case .wakeAll:
             if phase == .running { actions.append(.failOrphans(keeping: laneNames)) }

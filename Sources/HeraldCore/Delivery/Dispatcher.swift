@@ -200,8 +200,14 @@ public final class Dispatcher: Service, Sendable {
             group.addTask {
                 let started = self.clock.now()
                 let stopwatch = ContinuousClock.now
-                let outcome = await sink?.deliver(DeliveryRequest(event: claimed.event, delivery: claimed.delivery))
-                    ?? .permanent(reason: DeliveryRules.sinkRemoved(claimed.delivery.sink))
+                let outcome: DeliveryOutcome
+                if let sink {
+                    outcome = claimed.delivery.isRetraction
+                        ? await self.retract(claimed, with: sink)
+                        : await sink.deliver(DeliveryRequest(event: claimed.event, delivery: claimed.delivery))
+                } else {
+                    outcome = .permanent(reason: DeliveryRules.sinkRemoved(claimed.delivery.sink))
+                }
                 self.submit(.attemptFinished(claimed, outcome: outcome, startedAt: started, duration: ContinuousClock.now - stopwatch))
             }
         case .complete(let claimed, let attempt, let result, let retryAt):
@@ -223,6 +229,11 @@ public final class Dispatcher: Service, Sendable {
             }
         case .expired(let sink, let ids):
             for id in ids {
+                if id.hasPrefix("rtr_") {
+                    metrics.retraction(sink: sink, outcome: .expired)
+                    logger.warning("retraction expired: the message could not be retracted in time", metadata: ["delivery.id": "\(id)", "sink.name": "\(sink)"])
+                    continue
+                }
                 metrics.delivery(sink: sink, outcome: .expired)
                 logger.notice("delivery expired before it could be sent", metadata: ["delivery.id": "\(id)", "sink.name": "\(sink)"])
             }
@@ -249,6 +260,25 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
+    /// A retraction's attempt: reads the delivery it retracts (its state and the receiver's id for
+    /// the sent message), then asks the sink to delete it, or ends without asking.
+    private func retract(_ claimed: ClaimedDelivery, with sink: any Sink) async -> DeliveryOutcome {
+        guard let targetID = claimed.delivery.retracts else { return .permanent(reason: "not a retraction") }
+        let target: Delivery?
+        do {
+            target = try await store.delivery(id: targetID)
+        } catch {
+            return .retry(reason: "could not read the delivery to retract: \(error)")
+        }
+        switch RetractionRules.step(for: target) {
+        case .finish(let outcome):
+            return outcome
+        case .retract(let receipt):
+            guard let target else { return .permanent(reason: "not a retraction") }
+            return await sink.retract(RetractionRequest(event: claimed.event, retraction: claimed.delivery, target: target, receipt: receipt))
+        }
+    }
+
     /// Writes one attempt's result, fenced by its claim; counts and logs it only once it is in
     /// force. Returns whether it was applied.
     private func write(_ claimed: ClaimedDelivery, attempt: DeliveryAttempt, result: DeliveryResult, retryAt: Date?) async -> Bool {
@@ -266,6 +296,20 @@ public final class Dispatcher: Service, Sendable {
         let sink = delivery.sink
         if attempt.outcome != "expired" { metrics.attempt(sink: sink, duration: attempt.duration) }
         let finished = clock.now()
+        if delivery.isRetraction {
+            metrics.retraction(sink: sink, outcome: result.next)
+            metadata["delivery.retracts"] = "\(delivery.retracts ?? "-")"
+            metadata["delivery.outcome"] = "\(result.next.rawValue)"
+            if let error = result.error { metadata["delivery.error"] = "\(logBodies ? error : LogRedaction.redact(error, event: claimed.event))" }
+            if let retryAt { metadata["delivery.next_attempt_in_ms"] = "\(Int(retryAt.timeIntervalSince(finished) * 1000))" }
+            switch result.next {
+            case .delivered: logger.info("message retracted: its code expired", metadata: metadata)
+            case .pending: logger.info("retraction will be retried", metadata: metadata)
+            case .skipped: logger.debug("retraction skipped", metadata: metadata)
+            default: logger.warning("retraction \(result.next.rawValue)", metadata: metadata)
+            }
+            return true
+        }
         switch result.next {
         case .delivered:
             metrics.delivery(sink: sink, outcome: .delivered)

@@ -194,12 +194,12 @@ public actor InMemoryOutboxStore: OutboxStore {
 
     public func pendingBySink() throws -> [String: Int] {
         deliveries.values.reduce(into: [:]) { counts, delivery in
-            if delivery.state == .pending { counts[delivery.sink, default: 0] += 1 }
+            if delivery.state == .pending && !delivery.isRetraction { counts[delivery.sink, default: 0] += 1 }
         }
     }
 
     public func count(state: DeliveryState) throws -> Int {
-        deliveries.values.filter { $0.state == state }.count
+        deliveries.values.filter { $0.state == state && !$0.isRetraction }.count
     }
 
     public func delivery(id: String) throws -> Delivery? {

@@ -74,7 +74,7 @@ public struct Ingestor: Sendable {
         var reserved: [String] = []
         if let dispatcher {
             let deadline = now.adding(intakeWait)
-            for index in deliveries.indices where deliveries[index].state == .pending {
+            for index in deliveries.indices where deliveries[index].state == .pending && !deliveries[index].isRetraction {
                 guard let lease = await dispatcher.admit(sink: deliveries[index].sink, waitingUntil: deadline) else { continue }
                 // A wait moves the lease's start, never its length.
                 deliveries[index].state = .inFlight
@@ -104,7 +104,7 @@ public struct Ingestor: Sendable {
         var metadata: Logger.Metadata = [
             "event.id": "\(event.id)", "event.source": "\(event.source)",
             "event.from": "\(logBodies ? event.from : PhoneNumber.masked(event.from))",
-            "route.name": "\(plan.decision.route ?? "-")", "delivery.count": "\(deliveries.count)",
+            "route.name": "\(plan.decision.route ?? "-")", "delivery.count": "\(plan.sends.count)",
         ]
         if logBodies {
             metadata["event.body"] = "\(event.body)"
@@ -117,8 +117,12 @@ public struct Ingestor: Sendable {
         if let dispatcher {
             let claimed = deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) }
             if !claimed.isEmpty { dispatcher.submit(.freshClaimed(claimed)) }
-            let waiting = Set(deliveries.filter { $0.state == .pending }.map(\.sink))
+            let waiting = Set(deliveries.filter { $0.state == .pending && !$0.isRetraction }.map(\.sink))
             if !waiting.isEmpty { dispatcher.submit(.workStored(sinks: waiting)) }
+            // Retractions are due when their code expires: the lane sets its wake-up for then.
+            for retraction in deliveries where retraction.isRetraction {
+                dispatcher.submit(.workDue(sink: retraction.sink, at: retraction.nextAttemptAt))
+            }
         }
         return Result(eventID: event.id, duplicate: false, decision: plan.decision, deliveries: deliveries)
     }
@@ -129,7 +133,7 @@ public struct Ingestor: Sendable {
     /// always accepted.
     private func overloaded(_ deliveries: [Delivery], dispatcher: Dispatcher) -> Duration? {
         if refuseWhen == .never { return nil }
-        let waiting = deliveries.filter { $0.state == .pending }
+        let waiting = deliveries.filter { $0.state == .pending && !$0.isRetraction }
         guard !waiting.isEmpty else { return nil }
         let now = clock.now()
         var shortestExcess = Double.infinity

@@ -59,10 +59,10 @@ public protocol OutboxStore: Sendable {
 
     func event(id: String) async throws -> StoredEvent?
     func delivery(id: String) async throws -> Delivery?
-    /// How many deliveries are in `state` (for the pending gauge).
+    /// How many deliveries are in `state` (for the pending gauge); retractions left out.
     func count(state: DeliveryState) async throws -> Int
     /// Pending deliveries per sink, due or not (the dispatcher's backlog estimate; sinks with none
-    /// left out).
+    /// left out). Retractions, due only once their code expired, are not counted.
     func pendingBySink() async throws -> [String: Int]
     func deliveries(_ filter: DeliveryFilter) async throws -> [Delivery]
     /// Events newest first, each with its deliveries (attempts left out).

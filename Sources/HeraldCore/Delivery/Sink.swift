@@ -5,10 +5,19 @@ public protocol Sink: Sendable {
     /// One delivery per recipient (Twilio SMS to several phones); empty: one delivery in all.
     var recipients: [String] { get }
     func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome
+    /// Set when the sink retracts what it sent once the code has expired (`retract: on_expiry`).
+    var retraction: RetractionPlan? { get }
+    /// Deletes (or redacts) the message a delivery sent. Classified like a delivery: delivered
+    /// means it is gone (or was gone already).
+    func retract(_ request: RetractionRequest) async -> DeliveryOutcome
 }
 
 extension Sink {
     public var recipients: [String] { [] }
+    public var retraction: RetractionPlan? { nil }
+    public func retract(_ request: RetractionRequest) async -> DeliveryOutcome {
+        .permanent(reason: "sink '\(name)' cannot retract messages")
+    }
 }
 
 /// One attempt's input: the event, the delivery (its stable id, attempt number, recipient, route).

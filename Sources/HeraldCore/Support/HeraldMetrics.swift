@@ -41,6 +41,12 @@ public struct HeraldMetrics: Sendable {
         Timer(label: "herald_delivery_attempt_seconds", dimensions: [("sink", sink)], factory: factory).recordNanoseconds(nanoseconds(duration))
     }
 
+    /// `herald_retractions_total{sink,outcome}`: a retraction's result (`delivered`: the message
+    /// is gone; `pending`: retried).
+    public func retraction(sink: String, outcome: DeliveryState) {
+        Counter(label: "herald_retractions_total", dimensions: [("sink", sink), ("outcome", outcome.rawValue)], factory: factory).increment()
+    }
+
     /// Received → delivered.
     public func latency(sink: String, duration: Duration) {
         Timer(label: "herald_delivery_latency_seconds", dimensions: [("sink", sink)], factory: factory).recordNanoseconds(nanoseconds(duration))

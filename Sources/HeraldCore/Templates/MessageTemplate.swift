@@ -13,6 +13,15 @@ public struct MessageTemplate: Sendable {
         case form = "HERALD_FORM"
         /// XML and HTML: `& < > " '` as entities.
         case markup = "HERALD_MARKUP"
+        /// Telegram's HTML parse mode: exactly `&`, `<`, `>` (its only named entities besides
+        /// `&quot;`), so an SMS cannot open a tag or a link.
+        case telegram = "HERALD_TELEGRAM"
+        /// Discord markdown: every markdown character behind a backslash (Discord drops the
+        /// backslash before any punctuation), so an SMS cannot format, link or mention.
+        case discord = "HERALD_DISCORD"
+        /// HTML for a chat message (Matrix `formatted_body`): markup escaped, line breaks kept as
+        /// `<br>`.
+        case htmlLines = "HERALD_HTML_LINES"
 
         /// The escaping for a body sent with this `Content-Type`.
         public static func forContentType(_ contentType: String?) -> Escaping {
@@ -73,6 +82,9 @@ public struct MessageTemplate: Sendable {
         MustacheContentTypes.register(JSONEscaping(), named: Escaping.json.rawValue)
         MustacheContentTypes.register(FormEscaping(), named: Escaping.form.rawValue)
         MustacheContentTypes.register(MarkupEscaping(), named: Escaping.markup.rawValue)
+        MustacheContentTypes.register(SlackEscaping(), named: Escaping.telegram.rawValue)
+        MustacheContentTypes.register(DiscordEscaping(), named: Escaping.discord.rawValue)
+        MustacheContentTypes.register(HTMLLinesEscaping(), named: Escaping.htmlLines.rawValue)
     }()
 }
 
@@ -85,6 +97,14 @@ struct SlackEscaping: MustacheContentType {
 /// The inside of a JSON string: quotes, backslashes and control characters escaped.
 struct JSONEscaping: MustacheContentType {
     func escapeText(_ text: String) -> String { JSONText.escape(text) }
+}
+
+struct DiscordEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String { DiscordText.escape(text) }
+}
+
+struct HTMLLinesEscaping: MustacheContentType {
+    func escapeText(_ text: String) -> String { MarkupText.escapeKeepingLines(text) }
 }
 
 struct FormEscaping: MustacheContentType {
@@ -146,6 +166,25 @@ public enum MarkupText {
             case "'": "&#39;"
             default: nil
             }
+        }
+    }
+}
+
+extension MarkupText {
+    /// Markup escaped, and each line break (`\n`, `\r\n`) written as `<br>`.
+    public static func escapeKeepingLines(_ text: String) -> String {
+        let escaped = escape(text)
+        guard escaped.contains(where: \.isNewline) else { return escaped }
+        return escaped.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).joined(separator: "<br>")
+    }
+}
+
+public enum DiscordText {
+    static let special: Set<Unicode.Scalar> = ["\\", "*", "_", "~", "`", "|", "<", ">", "#", "-", "[", "]", "(", ")", "@", ":"]
+
+    public static func escape(_ text: String) -> String {
+        TextEscaping.replacingScalars(text, needsWork: { $0 < 0x80 && special.contains(Unicode.Scalar($0)) }) { scalar in
+            special.contains(scalar) ? "\\" + String(scalar) : nil
         }
     }
 }

@@ -17,8 +17,8 @@ import HeraldCore
 public enum Classifier {
     public static func classify(_ report: SinkReport, rules: ClassificationRules = .standard, now: Date = Date()) -> DeliveryOutcome {
         switch report {
-        case .http(let status, let retryAfter, let body):
-            return http(status: status, retryAfter: retryAfter, body: body, rules: rules, now: now)
+        case .http(let status, let retryAfter, let body, let headers):
+            return http(status: status, retryAfter: retryAfter, body: body, headers: headers, rules: rules, now: now)
         case .smtp(let code, let reply):
             switch code {
             case 200..<300: return .delivered(detail: "SMTP \(code)")
@@ -38,10 +38,10 @@ public enum Classifier {
         [408, 425, 429].contains(status) || (500..<600).contains(status)
     }
 
-    private static func http(status: Int, retryAfter: String?, body: String, rules: ClassificationRules, now: Date) -> DeliveryOutcome {
+    private static func http(status: Int, retryAfter: String?, body: String, headers: [String: String], rules: ClassificationRules, now: Date) -> DeliveryOutcome {
         if (200..<300).contains(status) {
             let (detail, receipt) = rules.delivered(status, body)
-            return .delivered(detail: detail, receipt: receipt)
+            return .delivered(detail: detail, receipt: receipt, rest: rules.restAfterSuccess?(headers))
         }
         if rules.gone.contains(status) {
             let snippet = oneLine(body)
@@ -49,7 +49,8 @@ public enum Classifier {
         }
         let reason = rules.failureReason?(status, body) ?? rules.service + describe(status: status, body: body)
         if isRetryable(status: status) || rules.retryable?(status, body) == true {
-            return .retry(after: retryAfter.flatMap { parseRetryAfter($0, now: now) }, reason: reason)
+            let after = rules.wait?(status, headers, body) ?? retryAfter.flatMap { parseRetryAfter($0, now: now) }
+            return .retry(after: after, reason: reason)
         }
         if (300..<400).contains(status) { return .permanent(reason: reason + " (redirects are not followed)") }
         return .permanent(reason: reason)

@@ -10,19 +10,20 @@ import NIOHTTP1
 struct HTTPTransport: Sendable {
     let client: HTTPClient
 
-    func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async -> SinkReport {
+    /// `keep`: response headers the sink reads (a service's rate-limit headers), lower-cased.
+    func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data?, timeout: Duration, keep: [String] = []) async -> SinkReport {
         do {
-            return try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout)
+            return try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout, keep: keep)
         } catch {
             return .transport(Classifier.describe(error: error, timeout: timeout))
         }
     }
 
-    private func exchange(url: String, method: HTTPMethod, headers: [(String, String)], body: Data, timeout: Duration) async throws -> SinkReport {
+    private func exchange(url: String, method: HTTPMethod, headers: [(String, String)], body: Data?, timeout: Duration, keep: [String]) async throws -> SinkReport {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout.seconds * 1000)))
         // The status decides the outcome; the body only explains it. A large answer is cut to its
         // first `maxBody` bytes rather than failing the attempt (a 2xx with a big body was once
@@ -38,10 +39,13 @@ struct HTTPTransport: Sendable {
                 if prefix.readableBytes >= Self.maxBody { break }
             }
         } catch where (200..<300).contains(Int(response.status.code)) {}
+        var kept: [String: String] = [:]
+        for name in keep { kept[name] = response.headers.first(name: name) }
         return .http(
             status: Int(response.status.code),
             retryAfter: response.headers.first(name: "Retry-After"),
-            body: String(decoding: prefix.readableBytesView, as: UTF8.self)
+            body: String(decoding: prefix.readableBytesView, as: UTF8.self),
+            headers: kept
         )
     }
 

@@ -10,6 +10,12 @@ public enum SinkRegistry {
         FileSinkSettings.self,
         TwilioSinkSettings.self,
         EmailSinkSettings.self,
+        TelegramSinkSettings.self,
+        DiscordSinkSettings.self,
+        NtfySinkSettings.self,
+        PushoverSinkSettings.self,
+        MatrixSinkSettings.self,
+        TeamsSinkSettings.self,
     ]
 
     /// The same list, as the configuration loader takes it.
