@@ -108,6 +108,10 @@ public final class FakeReceiver: Sendable {
         router.on("**", method: .post) { request, _ in try await handlerBox.handle(request) }
         router.on("**", method: .put) { request, _ in try await handlerBox.handle(request) }
         router.on("**", method: .get) { request, _ in try await handlerBox.handle(request) }
+        router.on("**", method: .delete) { request, _ in try await handlerBox.handle(request) }
+        router.on("**", method: .patch) { request, _ in try await handlerBox.handle(request) }
+        // `**` does not match the root (ntfy publishes JSON there).
+        router.on("/", method: .post) { request, _ in try await handlerBox.handle(request) }
         let app = Application(
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: requestedPort), serverName: nil),
