@@ -28,6 +28,7 @@ public enum OutboxStoreContract {
         case retryReopensFailedAndExpiredOnlyAndWakes
         case purgeDeletesOnlyOldFinishedEvents
         case eventListingFiltersNewestFirst
+        case retractionsWaitForTheirTimeAndAreNotCounted
 
         public var testDescription: String { rawValue }
     }
@@ -64,6 +65,7 @@ public enum OutboxStoreContract {
         case .retryReopensFailedAndExpiredOnlyAndWakes: try await retry(store, t, clock)
         case .purgeDeletesOnlyOldFinishedEvents: try await purge(store, t, clock)
         case .eventListingFiltersNewestFirst: try await eventListing(store, t, clock)
+        case .retractionsWaitForTheirTimeAndAreNotCounted: try await retractions(store, t, clock)
         }
     }
 
@@ -100,6 +102,26 @@ public enum OutboxStoreContract {
     }
 
     // MARK: Cases
+
+    static func retractions(_ store: any OutboxStore, _ t: Fixture, _ clock: ManualClock) async throws {
+        var retraction = t.delivery("rtr_1", event: "evt_1", dueIn: 60, expiresIn: 3600)
+        retraction.retracts = "dlv_1"
+        retraction.createdAt = t.t0
+        retraction.updatedAt = t.t0
+        _ = try await store.insert(t.event("evt_1"), deliveries: [t.delivery("dlv_1", event: "evt_1", expiresIn: 60), retraction])
+        #expect(try await store.delivery(id: "rtr_1") == retraction, "every field round-trips, retracts included")
+        #expect(try await store.pendingBySink() == ["slack": 1], "a retraction is not backlog")
+        #expect(try await store.count(state: .pending) == 1, "nor in the pending gauge")
+        let first = try await store.claimDue(sink: "slack", limit: 10, leaseFor: lease)
+        #expect(first.claimed.map(\.delivery.id) == ["dlv_1"], "the retraction waits for the code's expiry")
+        let wait = try #require(first.nextDueIn)
+        #expect(abs(wait.seconds - 60) < 1, "and the claim says when it is due")
+        clock.advance(by: .seconds(61))
+        let second = try await store.claimDue(sink: "slack", limit: 10, leaseFor: lease)
+        #expect(second.claimed.map(\.delivery.id) == ["rtr_1"])
+        #expect(second.claimed.first?.delivery.retracts == "dlv_1")
+        #expect(try await store.deliveries(DeliveryFilter()).map(\.id).sorted() == ["dlv_1", "rtr_1"], "listed like any delivery")
+    }
 
     static func insertRoundTripsAndDedupes(_ store: any OutboxStore, _ t: Fixture) async throws {
         let e = t.event("evt_1", sourceID: "SM1")

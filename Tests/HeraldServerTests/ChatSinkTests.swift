@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HeraldCore
 @testable import HeraldSinks
+import HeraldServer
 import HeraldTesting
 import Testing
 
@@ -208,5 +209,31 @@ struct ChatSinkTests {
         #expect(TelegramSink.classifyDelete(.http(status: 429, retryAfter: "7", body: #"{"ok":false,"parameters":{"retry_after":7}}"#)) == .retry(after: .seconds(7), reason: "Telegram HTTP 429"))
         #expect(DiscordSink.classifyDelete(.http(status: 404, retryAfter: nil, body: #"{"message":"Unknown Message","code":10008}"#)).isDelivered)
         #expect(DiscordSink.classifyDelete(.http(status: 404, retryAfter: nil, body: #"{"message":"Unknown Webhook","code":10015}"#)).label == "permanent")
+    }
+
+    @Test func thePlanAddsARetractionAfterEachDeliveryOfARetractingSink() throws {
+        let config = try ConfigLoader.parse("""
+            sinks:
+              tg: { type: telegram, bot_token: "1:a", chat_id: [1, 2], retract: on_expiry }
+              dc: { type: discord, webhook_url: "https://discord.com/api/webhooks/1/t" }
+            routes: [ { deliver: [tg, dc], expire_after: 2m } ]
+            """)
+        let sinks = SinkFactory.makeSinks(config)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let plan = DeliveryPlan(message: InboundMessage(source: "twilio", sourceID: "SM1", from: "+15551234567", to: nil, body: "code 123456"),
+                                router: Router(config: config), sinks: HeraldRuntime.sinkInfos(config, sinks), now: now)
+        #expect(plan.deliveries.map(\.sink) == ["tg", "tg", "tg", "tg", "dc"])
+        #expect(plan.sends.count == 3)
+        let pairs = zip(plan.deliveries.dropLast().enumerated().filter { $0.offset % 2 == 0 }.map(\.element),
+                        plan.deliveries.dropLast().enumerated().filter { $0.offset % 2 == 1 }.map(\.element))
+        for (delivery, retraction) in pairs {
+            #expect(retraction.retracts == delivery.id)
+            #expect(retraction.recipient == delivery.recipient)
+            #expect(retraction.id.hasPrefix("rtr_"))
+            #expect(retraction.nextAttemptAt == delivery.expiresAt, "due when the code expires")
+            #expect(retraction.expiresAt == delivery.expiresAt.addingTimeInterval(24 * 3600), "tried for a day after the code expired")
+            #expect(retraction.state == .pending)
+        }
+        #expect(plan.deliveries.last?.retracts == nil, "a sink without retract: nothing more")
     }
 }
