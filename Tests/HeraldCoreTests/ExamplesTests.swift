@@ -19,7 +19,7 @@ struct ExamplesTests {
         "TWILIO_FROM": "+15005550006", "BACKUP_PHONE_1": "+15551230001", "BACKUP_PHONE_2": "+15551230002",
         "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X", "SMTP_PASSWORD": "pw", "SMTP_URL": "smtps://smtp.example.com:465",
         "ARCHIVE_FROM": "Herald <archive@example.com>", "ARCHIVE_TO": "me@example.com", "SMTP_USERNAME": "archive@example.com",
-        "PHONE_SIGNING_KEY": "kY3pZ9qR",
+        "PHONE_SIGNING_KEY": "kY3pZ9qR", "TELEGRAM_BOT_TOKEN": "123456789:AAexampletoken", "TELEGRAM_CHAT_ID": "123456789",
     ]
 
     /// The Android phone example: one sms-gateway source whose messages reach Slack (codes) and
@@ -33,6 +33,17 @@ struct ExamplesTests {
         #expect(router.route(source: "my-phone", from: "+15551234567", to: nil, body: "Your verification code is 123456").targets.map(\.sink) == ["team-slack", "otp-archive"])
         #expect(router.route(source: "my-phone", from: "+15551234567", to: nil, body: "Running late, see you at 8").targets.map(\.sink) == ["otp-archive"])
         #expect(router.route(source: "twilio", from: "+15551234567", to: nil, body: "Your code is 123456").targets.isEmpty, "only the phone's messages")
+    }
+
+    /// The Telegram example: every code to one chat, with the copy button and retraction on.
+    @Test func theTelegramExampleCopiesAndRetracts() throws {
+        let config = try ConfigLoader.load(path: Self.root.appendingPathComponent("examples/telegram-copy-code/channels.yaml").path, environment: Self.environment)
+        let sink = try #require(config.sink(named: "my-telegram"))
+        let settings = try #require(sink.settings as? TelegramSinkSettings)
+        #expect(settings.chatIDs == ["123456789"])
+        #expect(settings.copyButton && settings.retract)
+        #expect(SinkFactory.makeSink(sink).retraction != nil)
+        #expect(Router(config: config).route(source: "twilio", from: "+15551234567", to: nil, body: "Your code is 482913").targets.map(\.sink) == ["my-telegram"])
     }
 
     @Test func thereAreExamples() {

@@ -64,7 +64,7 @@ struct PostgresSharedStoreTests {
         let (storeA, storeB) = try await (a, b)
         await storeA.close()
         await storeB.close()
-        #expect(try TestPostgres.psql(url, "SELECT string_agg(version::text, ',') FROM herald.schema_version") == "1")
+        #expect(try TestPostgres.psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM herald.schema_version") == "1,2")
         try TestPostgres.psql(url, "INSERT INTO herald.schema_version VALUES (99)")
         await #expect {
             try await openTestStore(url)

@@ -128,9 +128,10 @@ struct SQLiteStoreTests {
         #expect(stored.event.otp == "123456")
         #expect(stored.event.otpDomain == nil)
         #expect(stored.deliveries.map(\.receipt) == [nil])
+        #expect(stored.deliveries.map(\.retracts) == [nil], "an old row is a delivery, not a retraction")
         let batch = try await store.claimDue(sink: "slack", limit: 10, leaseFor: .seconds(30))
         #expect(batch.claimed.map(\.delivery.id) == ["dlv_old"], "the old pending work is claimed like new work")
-        #expect(try sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "3")
+        #expect(try sqlite(path, "SELECT COUNT(*) FROM grdb_migrations") == "4")
     }
 
     /// Runs the sqlite3 command-line tool (Debian's sqlite3), independent of our code.

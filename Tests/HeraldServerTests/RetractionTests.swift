@@ -43,7 +43,7 @@ struct RetractionTests {
         #expect(try await Self.post(port, sid: "SMretract1") == 200)
         let sent = try #require(await telegram.receiver.waitForRequests(1).first)
         #expect(sent.path.hasSuffix("/sendMessage"))
-        #expect(sent.receivedAt.timeIntervalSince(posted) < 1, "the message itself goes at once")
+        #expect(sent.receivedAt.timeIntervalSince(posted) < 2, "the message itself goes before its code expires")
         _ = await eventually(timeout: .seconds(10)) { Self.deletes(telegram).count == 1 }
         let delete = try #require(Self.deletes(telegram).first, "\(herald.text)")
         #expect(delete.receivedAt.timeIntervalSince(posted) >= 1.9, "not before the code expired")
@@ -93,6 +93,8 @@ struct RetractionTests {
         let posted = Date()
         #expect(try await Self.post(port, sid: "SMretract3") == 200)
         _ = await telegram.receiver.waitForRequests(1)
+        // Once the delivery is recorded (a kill before that would repeat it, by design).
+        _ = await eventually { (try? DurabilityTests.query(folder, "SELECT state FROM deliveries WHERE retracts IS NULL")) == "delivered" }
         first.signal(SIGKILL)
         _ = await first.wait()
         #expect(Self.deletes(telegram).isEmpty)
