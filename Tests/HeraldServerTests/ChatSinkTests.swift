@@ -237,3 +237,22 @@ struct ChatSinkTests {
         #expect(plan.deliveries.last?.retracts == nil, "a sink without retract: nothing more")
     }
 }
+
+@Suite("Retractions in the admin API")
+struct AdminRetractionTests {
+    @Test func aRetractionIsItsOwnKindOfRow() throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let retraction = Delivery(id: "rtr_1", eventID: "evt_1", sink: "tg", route: "all", app: nil, nextAttemptAt: now,
+                                  expiresAt: now.addingTimeInterval(3600), retracts: "dlv_1", createdAt: now)
+        let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(AdminDelivery(retraction))) as? [String: Any])
+        #expect(json["kind"] as? String == "retraction")
+        #expect(json["retracts"] as? String == "dlv_1")
+        var delivery = retraction
+        delivery.retracts = nil
+        let plain = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(AdminDelivery(delivery))) as? [String: Any])
+        #expect(plain["kind"] as? String == "delivery")
+        #expect(plain["retracts"] is NSNull, "absent values are null, never left out")
+        let decoded = try JSONDecoder().decode(AdminDelivery.self, from: JSONEncoder().encode(AdminDelivery(retraction)))
+        #expect(decoded == AdminDelivery(retraction), "herald retry's client reads it back")
+    }
+}
