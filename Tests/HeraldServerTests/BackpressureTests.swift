@@ -28,7 +28,9 @@ struct BackpressureTests {
     /// waits in the outbox.
     @Test(arguments: [("0s", DeliveryState.pending), ("5s", DeliveryState.inFlight)])
     func aBusyHealthySinkSlowsTheAnswerInsteadOfQueueing(_ wait: String, _ expected: DeliveryState) async throws {
-        let receiver = try await FakeReceiver.start(fallback: .init(delay: .milliseconds(400)))
+        // 2 s per answer: long enough that no slot frees while the next webhooks arrive, even
+        // under the whole suite's load (400 ms flaked on a clean clone).
+        let receiver = try await FakeReceiver.start(fallback: .init(delay: .seconds(2)))
         let server = try await TestServer.start(Self.config(receiver: receiver.url("/hook"), limits: "{ intake_wait: \(wait) }"))
         // One delivered first, so the lane has seen that its receiver is healthy.
         #expect(try await server.postTwilio(sms("code 100001", sid: "SM" + String(repeating: "a", count: 32))).status == 200)
