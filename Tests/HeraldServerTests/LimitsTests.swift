@@ -153,8 +153,12 @@ struct LimitsTests {
         #expect(await eventually(timeout: .seconds(2), interval: .milliseconds(20)) { Self.closedByServer(third) }, "the third is refused")
         #expect(!Self.closedByServer(first) && !Self.closedByServer(second))
         close(first)
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(try await server.request(.GET, "/healthz").status == 200, "a freed place is taken again")
+        // The server notices the close on its own schedule (under the whole suite's load, later
+        // than 200 ms once in CI): until then a new connection is still over the cap and reset.
+        let retaken = await eventually(timeout: .seconds(5), interval: .milliseconds(100)) {
+            (try? await server.request(.GET, "/healthz").status) == 200
+        }
+        #expect(retaken, "a freed place is taken again")
         await server.stop()
     }
 
