@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         // NIO sizes its event loops by the machine's cores (or a cgroup's CPU quota), not by the
         // CPUs this process may run on (taskset, a cpuset): more loops than usable CPUs only
         // hand work between threads that share a core.
-        if let usable = usableCPUCount() { NIOSingletons.groupLoopCountSuggestion = usable }
+        if let usable = CPUAffinity.usableCount() { NIOSingletons.groupLoopCountSuggestion = usable }
         let config = try options.load()
         // Read before the first await: the parsed options are not touched across a suspension
         // (the debug build crashed releasing them there).
@@ -452,13 +452,4 @@ struct Send: AsyncParsableCommand {
         }
         if failures > 0 { throw ExitCode(1) }
     }
-}
-
-/// How many CPUs this process may run on (its affinity mask, `Cpus_allowed` in
-/// `/proc/self/status`), when the system says.
-func usableCPUCount() -> Int? {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
-    let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { $0 + (($1.hexDigitValue ?? 0).nonzeroBitCount) }
-    return count > 0 ? count : nil
 }
