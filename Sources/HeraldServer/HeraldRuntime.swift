@@ -200,6 +200,7 @@ struct ReloadTarget: Sendable {
             ("server.trust_forwarded_headers", a.server.trustForwardedHeaders != b.server.trustForwardedHeaders),
             ("server.trusted_proxies", a.server.trustedProxies != b.server.trustedProxies),
             ("server.shutdown_grace", a.server.shutdownGrace != b.server.shutdownGrace),
+            ("server.cpu_scheduling", a.server.cpuScheduling != b.server.cpuScheduling),
             ("storage", a.storage != b.storage),
             ("sources.twilio", a.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] } != b.sources.twilio.map { [$0.path, $0.authToken.value, "\($0.verifySignature)"] }),
             ("sources.http", a.sources.http.map { [$0.path, $0.token.value] } != b.sources.http.map { [$0.path, $0.token.value] }),

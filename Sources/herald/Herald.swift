@@ -72,6 +72,12 @@ struct Serve: AsyncParsableCommand {
         // hand work between threads that share a core.
         if let usable = CPUAffinity.usableCount() { NIOSingletons.groupLoopCountSuggestion = usable }
         let config = try options.load()
+        // Before the event loops, the task pool's other threads and the database queue start:
+        // they inherit it.
+        let unscheduled = ThreadScheduling.apply(config.server.cpuScheduling)
+        if !unscheduled.isEmpty {
+            logger.notice("server.cpu_scheduling could not be applied to every thread; those keep the system's default", metadata: ["threads": "\(unscheduled.count)"])
+        }
         // Read before the first await: the parsed options are not touched across a suspension
         // (the debug build crashed releasing them there).
         let configPath = options.path

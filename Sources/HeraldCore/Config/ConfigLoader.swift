@@ -170,6 +170,11 @@ struct ConfigBuilder {
             server.adminToken = Secret(token)
         }
         if let grace = section.duration("shutdown_grace") { server.shutdownGrace = grace }
+        if let text = section.string("cpu_scheduling") {
+            if let policy = CPUScheduling(rawValue: text) { server.cpuScheduling = policy } else {
+                section.fail("cpu_scheduling", "server.cpu_scheduling must be batch or normal, not \(section.shown("cpu_scheduling", text))")
+            }
+        }
         if let id = section.string("node_id") {
             if id.isEmpty || id.count > 100 || id.contains(where: { $0.isWhitespace || $0.isNewline }) {
                 section.fail("node_id", "server.node_id must be 1–100 characters without spaces, like herald-a")
