@@ -70,8 +70,8 @@ public struct ServerConfig: Sendable {
 
 /// `server.cpu_scheduling`. `batch` (Linux's `SCHED_BATCH`): a thread that wakes does not preempt
 /// the one running, so Herald's own threads (the event loop, the task pool, the database queue)
-/// hand work over without a context switch each time; on one core this cut the CPU per message by
-/// about a tenth and the 100 msg/s lag p99 by half (BENCHMARKS.md). `normal`: the system's default.
+/// hand work over without a context switch each time (on one core: ~10 % less CPU per message
+/// under load, BENCHMARKS.md). `normal`: the system's default.
 public enum CPUScheduling: String, Sendable, Equatable {
     case batch, normal
 }
