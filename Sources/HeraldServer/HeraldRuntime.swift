@@ -77,8 +77,10 @@ public struct HeraldRuntime: Sendable {
             store: store, dispatcher: dispatcher, clock: clock, retention: config.retention,
             interval: store is PostgresOutboxStore ? .seconds(1) : .seconds(5), logger: logger
         )
+        let infos = Self.sinkInfos(config, sinks)
+        for warning in Self.retractionWarnings(config, infos) { logger.warning("\(warning)") }
         let ingestor = Ingestor(
-            router: Router(config: config), store: store, dispatcher: dispatcher, sinks: Self.sinkInfos(config, sinks),
+            router: Router(config: config), store: store, dispatcher: dispatcher, sinks: infos,
             clock: clock, logger: logger, logBodies: config.logBodies, metrics: metrics,
             intakeWait: config.server.limits.intakeWait, refuseWhen: config.server.limits.refuseWhen
         )
@@ -119,6 +121,24 @@ public struct HeraldRuntime: Sendable {
             infos[sink.name] = Ingestor.SinkInfo(disabledReason: sink.disabledReason ?? "not available")
         }
         return infos
+    }
+
+    /// Routes whose codes outlive what a retracting sink can still delete (Telegram deletes only
+    /// messages under 48 h old): their messages to that sink are never retracted. Said by
+    /// `herald check` and at start-up.
+    public static func retractionWarnings(_ config: HeraldConfig, _ infos: [String: DeliveryPlan.SinkInfo]) -> [String] {
+        var warnings: [String] = []
+        for route in config.routes {
+            let life = route.expireAfter ?? config.defaults.expireAfter
+            for name in route.deliver {
+                guard let plan = infos[name]?.retraction, let window = plan.sentWithin else { continue }
+                let start = Date(timeIntervalSince1970: 0)
+                if plan.deadline(createdAt: start, expiresAt: start.adding(life)) == nil {
+                    warnings.append("route '\(route.name)' keeps codes for \(life.shortDescription), but sink '\(name)' can retract only messages under \(window.shortDescription) old: its messages from this route will not be retracted")
+                }
+            }
+        }
+        return warnings
     }
 
     /// Reads the configuration file again and, only if it is valid, applies its routes, sinks and

@@ -115,6 +115,9 @@ struct Check: ParsableCommand {
     func run() throws {
         let config = try options.load()
         for warning in config.warnings { print("warning: \(warning)") }
+        for warning in HeraldRuntime.retractionWarnings(config, HeraldRuntime.sinkInfos(config, SinkFactory.makeSinks(config))) {
+            print("warning: \(warning)")
+        }
         print("storage: \(config.storage.shown)")
         if case .postgres = config.storage { print("node id: \(config.server.effectiveNodeID)") }
         print("sinks:")

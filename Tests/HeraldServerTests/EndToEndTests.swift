@@ -94,6 +94,27 @@ struct EndToEndTests {
         #expect(!good.text.contains("check-secret"))
     }
 
+    /// Telegram deletes only messages under 48 h old: a route whose codes live longer is named by
+    /// `herald check`, one that expires sooner is not.
+    @Test func checkWarnsWhenCodesOutliveTelegramsDeleteWindow() async throws {
+        let folder = try Self.tempFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try """
+            sinks:
+              phone: { type: telegram, bot_token: "123456:check-secret", chat_id: "4242", retract: on_expiry }
+              quiet: { type: telegram, bot_token: "123456:check-secret", chat_id: "4243" }
+            routes:
+              - { name: long, expire_after: 2d, deliver: [phone, quiet] }
+              - { name: short, expire_after: 10m, deliver: [phone] }
+            """.write(to: folder.appendingPathComponent("channels.yaml"), atomically: true, encoding: .utf8)
+        let run = try Run(["check"], directory: folder)
+        #expect(await run.wait() == 0)
+        #expect(run.text.contains("warning: route 'long' keeps codes for 48h, but sink 'phone' can retract only messages under 47h old"), "\(run.text)")
+        #expect(!run.text.contains("route 'short'"), "\(run.text)")
+        #expect(!run.text.contains("sink 'quiet'"), "a sink that does not retract is not named: \(run.text)")
+        #expect(!run.text.contains("check-secret"))
+    }
+
     @Test func signAndRouteCommands() async throws {
         let folder = try Self.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
