@@ -132,8 +132,7 @@ public struct HeraldRuntime: Sendable {
             let life = route.expireAfter ?? config.defaults.expireAfter
             for name in route.deliver {
                 guard let plan = infos[name]?.retraction, let window = plan.sentWithin else { continue }
-                let start = Date(timeIntervalSince1970: 0)
-                if plan.deadline(createdAt: start, expiresAt: start.adding(life)) == nil {
+                if !plan.retracts(codesLiving: life) {
                     warnings.append("route '\(route.name)' keeps codes for \(life.shortDescription), but sink '\(name)' can retract only messages under \(window.shortDescription) old: its messages from this route will not be retracted")
                 }
             }

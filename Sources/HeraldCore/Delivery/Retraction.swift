@@ -22,6 +22,12 @@ public struct RetractionPlan: Sendable, Equatable {
         if let window = sentWithin { deadline = min(deadline, createdAt.adding(window)) }
         return deadline > expiresAt ? deadline : nil
     }
+
+    /// Whether a code that lives `life` gets a retraction at all (`deadline` is not nil for it).
+    public func retracts(codesLiving life: Duration) -> Bool {
+        let now = Date()
+        return deadline(createdAt: now, expiresAt: now.adding(life)) != nil
+    }
 }
 
 /// One retraction attempt's input: the retraction row, and the delivery it retracts with the
