@@ -151,6 +151,51 @@ struct ConfigTests {
         #expect(try ConfigLoader.parse(local).sources.twilio?.usesDevelopmentToken == true, "a loopback public URL is still only this machine")
     }
 
+    /// The file is read without YAML's tag resolution: a value that YAML 1.1 would type as a
+    /// number, a date, a boolean or null is the text written, typed only where Herald expects a type.
+    @Test func scalarsAreReadAsWritten() throws {
+        let yaml = """
+        storage: sqlite:data/herald.db
+        sinks:
+          "123": { type: file, path: data/a.jsonl }
+          yes: { type: file, path: data/b.jsonl, optional: on }
+          2026-01-01: { type: file, path: "~" }
+        routes:
+          - name: off
+            match: { from: [+15550001111], body: 1e3 }
+            deliver: [123, yes, 2026-01-01]
+        """
+        let config = try ConfigLoader.parse(yaml, file: "odd.yaml")
+        #expect(config.sinks.map(\.name) == ["123", "yes", "2026-01-01"])
+        #expect(config.routes.map(\.name) == ["off"])
+        #expect(config.routes.first?.deliver == ["123", "yes", "2026-01-01"])
+        #expect(config.routes.first?.match.body?.source == "1e3")
+        #expect(config.routes.first?.match.from == ["+15550001111"])
+
+        let broken = """
+        storage: sqlite:data/herald.db
+        defaults:
+          retry: &r { max_attempts: 0x10 }
+        sinks:
+          a: { type: file, path: ~ }
+        routes:
+          - name: null
+            <<: *r
+            deliver: [a]
+        """
+        do {
+            _ = try ConfigLoader.parse(broken, file: "odd.yaml")
+            Issue.record("expected errors")
+        } catch let errors as ConfigErrors {
+            #expect(errors.errors.map { "\($0.line):\($0.column): \($0.message)" } == [
+                "3:29: defaults.retry.max_attempts must be a whole number from 1 to 1000, not '0x10'",
+                "5:26: sinks.a.path must be a string",
+                "7:11: routes[0].name must be a string",
+                "8:5: unknown key '<<' in routes[0]; allowed: name, match, app, deliver, continue, otp_pattern, expire_after",
+            ])
+        }
+    }
+
     @Test func emptyFileIsAnError() {
         do {
             _ = try ConfigLoader.parse("# nothing here\n", file: "empty.yaml")

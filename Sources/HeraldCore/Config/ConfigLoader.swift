@@ -27,7 +27,10 @@ public enum ConfigLoader {
     public static func parse(_ text: String, file: String = "channels.yaml", environment: [String: String] = [:], sinkTypes: [any SinkSettings.Type]) throws -> HeraldConfig {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // The reader types every scalar itself (`bool`, `int`, `isNull`), so no tags are resolved:
+            // Yams' default resolver would match each scalar (and each key looked up) against its
+            // regular expressions, which load ICU into the process for nothing.
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             throw ConfigErrors([yamlError(error, file: file, text: text)])
         }
