@@ -52,7 +52,6 @@ public final class SQLiteOutboxStore: OutboxStore {
         // Reads are the admin API and the sweep: two readers are plenty, and each costs cache memory.
         configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
-            try db.run("PRAGMA synchronous = FULL")
             try db.run("PRAGMA foreign_keys = ON")
             // Checkpoints (which fsync the database file) run from the maintenance sweep rather
             // than inside whichever webhook's commit crosses the threshold; this high limit is
@@ -61,6 +60,18 @@ public final class SQLiteOutboxStore: OutboxStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // After the pool is open, not in `prepareDatabase`: when GRDB turns WAL on it sets
+            // `synchronous = NORMAL` on the writer, after `prepareDatabase` ran, and NORMAL in WAL
+            // mode commits without an fsync — an answered webhook could be lost in a power cut.
+            // FULL syncs the WAL at every commit. Only the writer's setting matters (readers do not
+            // commit); it is read back so that a change in GRDB cannot drop it unnoticed.
+            let level = try pool.writeWithoutTransaction { db -> Int? in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
+            guard level == 2 else {
+                throw OpenError(description: "cannot open the database \(path): SQLite refused synchronous = FULL (it reports \(level.map(String.init) ?? "nothing"))")
+            }
             try SQLiteSchema.migrator.migrate(pool)
         } catch let error as DatabaseError {
             throw OpenError(description: "cannot open the database \(path): \(error.message ?? "SQLite error \(error.resultCode)")")
@@ -75,6 +86,11 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     deinit {
         if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
+
+    /// A pragma's value on the connection that commits (for tests: the durability settings).
+    func writerPragma(_ name: String) throws -> String? {
+        try pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
     }
 
     private static func lock(_ lockPath: String) throws -> Int32 {

@@ -1,6 +1,6 @@
 import Foundation
 import HeraldCore
-import HeraldSQLite
+@testable import HeraldSQLite
 import HeraldTesting
 import Testing
 
@@ -40,9 +40,13 @@ struct SQLiteStoreTests {
 
     @Test func usesWALAndFullSync() throws {
         let path = TempDirectory.make().appendingPathComponent("herald.db").path
-        _ = try SQLiteOutboxStore(path: path)
+        let store = try SQLiteOutboxStore(path: path)
         #expect(try sqlite(path, "PRAGMA journal_mode") == "wal")
         #expect(try sqlite(path, "PRAGMA application_id") == "\(0x4852_4C44)")
+        // Per connection, so asked of the one that commits: 2 is FULL (GRDB leaves 1, NORMAL,
+        // which in WAL mode commits without an fsync). Reopening keeps it.
+        #expect(try store.writerPragma("synchronous") == "2")
+        #expect(try SQLiteOutboxStore(path: path, exclusive: false).writerPragma("synchronous") == "2")
     }
 
     @Test func refusesAnotherApplicationsDatabaseAndLeavesItAlone() throws {
