@@ -65,12 +65,10 @@ public final class SQLiteOutboxStore: OutboxStore {
             // mode commits without an fsync — an answered webhook could be lost in a power cut.
             // FULL syncs the WAL at every commit. Only the writer's setting matters (readers do not
             // commit); it is read back so that a change in GRDB cannot drop it unnoticed.
-            let level = try pool.writeWithoutTransaction { db -> Int? in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
-            }
-            guard level == 2 else {
-                throw OpenError(description: "cannot open the database \(path): SQLite refused synchronous = FULL (it reports \(level.map(String.init) ?? "nothing"))")
+            try pool.writeWithoutTransaction { try $0.run("PRAGMA synchronous = FULL") }
+            let level = try Self.pragma("synchronous", on: pool)
+            guard level == "2" else {
+                throw OpenError(description: "cannot open the database \(path): SQLite refused synchronous = FULL (it reports \(level ?? "nothing"))")
             }
             try SQLiteSchema.migrator.migrate(pool)
         } catch let error as DatabaseError {
@@ -88,9 +86,15 @@ public final class SQLiteOutboxStore: OutboxStore {
         if lockDescriptor >= 0 { close(lockDescriptor) }
     }
 
-    /// A pragma's value on the connection that commits (for tests: the durability settings).
+    /// A pragma's value on the connection that commits (pragmas such as `synchronous` are per
+    /// connection).
+    private static func pragma(_ name: String, on pool: DatabasePool) throws -> String? {
+        try pool.writeWithoutTransaction { try $0.stringValue("PRAGMA \(name)") }
+    }
+
+    /// For tests: the durability settings as the committing connection has them.
     func writerPragma(_ name: String) throws -> String? {
-        try pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+        try Self.pragma(name, on: pool)
     }
 
     private static func lock(_ lockPath: String) throws -> Int32 {
