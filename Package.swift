@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldSQLiteTests",
-            dependencies: ["HeraldCore", "HeraldSQLite", "HeraldTesting"],
+            dependencies: ["HeraldCore", "HeraldSQLite", "HeraldTesting", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

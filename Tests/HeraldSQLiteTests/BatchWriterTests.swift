@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+@testable import HeraldSQLite
+import HeraldTesting
+import Synchronization
+import Testing
+
+@Suite("Group commit")
+struct BatchWriterTests {
+    struct Refused: Error {}
+
+    /// What the writes saw: the transaction each ran in (by its date), and whether the leader began.
+    final class Seen: Sendable {
+        let transactions = Mutex<[String: Date]>([:])
+        let leaderStarted = Atomic<Bool>(false)
+    }
+
+    /// Writes that queue behind a slow one commit together in the next transaction. One of them
+    /// that fails half-way (after its first row) is undone alone, as is one that breaks a
+    /// constraint; the others in that transaction are kept, and every caller hears its own outcome.
+    @Test func aFailingWriteIsUndoneAloneInsideItsBatch() async throws {
+        let path = TempDirectory.make().appendingPathComponent("batch.db").path
+        let pool = try DatabasePool(path: path)
+        try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
+        let writer = BatchWriter(pool)
+        let seen = Seen()
+
+        async let leader: Void = writer.write { db in
+            seen.leaderStarted.store(true, ordering: .sequentiallyConsistent)
+            try db.execute(sql: "INSERT INTO t VALUES ('leader')")
+            let date = try db.transactionDate
+            seen.transactions.withLock { $0["leader"] = date }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        while !seen.leaderStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+
+        let outcomes = await withTaskGroup(of: (String, String).self) { group in
+            for name in (1...12).map({ "w\($0)" }) {
+                group.addTask {
+                    do {
+                        try await writer.write { db in
+                            try db.execute(sql: "INSERT INTO t VALUES (?)", arguments: [name])
+                            let date = try db.transactionDate
+                            seen.transactions.withLock { $0[name] = date }
+                            if name == "w5" { throw Refused() }
+                            if name == "w9" { try db.execute(sql: "INSERT INTO t VALUES ('w1')") }
+                        }
+                        return (name, "ok")
+                    } catch is Refused {
+                        return (name, "refused")
+                    } catch let error as DatabaseError {
+                        return (name, error.resultCode == .SQLITE_CONSTRAINT ? "constraint" : "\(error.resultCode)")
+                    } catch {
+                        return (name, "\(error)")
+                    }
+                }
+            }
+            var outcomes: [String: String] = [:]
+            for await (name, outcome) in group { outcomes[name] = outcome }
+            return outcomes
+        }
+        try await leader
+
+        #expect(outcomes["w5"] == "refused")
+        #expect(outcomes["w9"] == "constraint")
+        #expect(outcomes.filter { $0.value == "ok" }.count == 10)
+        let stored = try await pool.read { try String.fetchAll($0, sql: "SELECT x FROM t ORDER BY x") }
+        #expect(stored == ["leader", "w1", "w10", "w11", "w12", "w2", "w3", "w4", "w6", "w7", "w8"], "w5's and w9's own rows are gone")
+        let dates = seen.transactions.withLock { $0 }
+        let queued = Set((1...12).compactMap { dates["w\($0)"] })
+        #expect(queued.count == 1, "the twelve writes queued behind the leader shared one transaction")
+        #expect(queued.first != dates["leader"])
+    }
+}
