@@ -67,3 +67,4 @@ bench: deps
 	taskset -c 1 .build/release/herald-bench --herald .build/release/herald --herald-cpu 0 --scenarios postgres
 	taskset -c 0 .build/release/herald-bench --otp-table Tests/HeraldCoreTests/Fixtures/otp-table.txt
 	taskset -c 0 .build/release/herald-bench --webhook-micro
+	taskset -c 0 .build/release/herald-bench --store-micro

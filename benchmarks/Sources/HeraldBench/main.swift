@@ -72,6 +72,9 @@ struct HeraldBench: AsyncParsableCommand {
     @Flag(help: "Only the micro-benchmark of a Twilio webhook's form parsing and signature check.")
     var webhookMicro = false
 
+    @Flag(help: "Only the micro-benchmark of the SQLite outbox's writes: a message stored with three claimed deliveries, then their three results, 32 at once.")
+    var storeMicro = false
+
     func run() async throws {
         if let otpTable {
             try finderBenchmark(otpTable)
@@ -79,6 +82,10 @@ struct HeraldBench: AsyncParsableCommand {
         }
         if webhookMicro {
             webhookBenchmark()
+            return
+        }
+        if storeMicro {
+            try await storeBenchmark()
             return
         }
         say("herald \(herald), slack + twilio + http sinks with default settings, SQLite outbox (synchronous=FULL), herald pinned to CPU \(heraldCPU.isEmpty ? "none" : heraldCPU)\(label.isEmpty ? "" : ", \(label)")")
@@ -513,7 +520,6 @@ final class HeraldUnderTest: Sendable {
         return status
     }
 
-    /// User + system CPU time of the process so far.
     /// User + system CPU time of the processes so far.
     func cpuSeconds() -> Double {
         processes.reduce(0) { total, process in
@@ -841,5 +847,66 @@ extension HeraldBench {
         rounds.sort()
         say(String(format: "webhook form + signature (%d fields, %d bytes): median %.2f µs (rounds %.2f–%.2f µs)%@",
                    fields.count, body.utf8.count, rounds[2], rounds[0], rounds[4], valid == 5 * iterations ? "" : " — SIGNATURE FAILED"))
+    }
+
+    /// The outbox's write path without the network: per message, the webhook's insert (the event
+    /// and three deliveries stored claimed) and the three results, from 32 writers at once, so the
+    /// group commit batches as under load. CPU time is this process's own (user + system).
+    func storeBenchmark() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-store-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteOutboxStore(path: directory.appendingPathComponent("herald.db").path)
+        let t = OutboxStoreContract.Fixture(t0: Date())
+        let writers = 32, perWriter = 125, roundCount = 5
+        var cpu: [Double] = [], rates: [Double] = []
+        var failures = 0
+        for round in 0..<roundCount {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let cpuBefore = Self.seconds(usage.ru_utime) + Self.seconds(usage.ru_stime)
+            let start = ContinuousClock.now
+            failures += try await withThrowingTaskGroup(of: Int.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        var failed = 0
+                        for n in 0..<perWriter {
+                            let id = "\(round)_\(writer)_\(n)"
+                            let deliveries = ["slack", "twilio", "http"].map { sink in
+                                var d = t.delivery("dlv_\(id)_\(sink)", event: "evt_\(id)", sink: sink, state: .inFlight)
+                                d.attempts = 1
+                                d.leaseUntil = t.t0.addingTimeInterval(30)
+                                return d
+                            }
+                            _ = try await store.insert(t.event("evt_\(id)", sourceID: "SM\(id)"), deliveries: deliveries)
+                            try await withThrowingTaskGroup(of: Bool.self) { results in
+                                for d in deliveries {
+                                    results.addTask {
+                                        try await store.complete(t.attempt(d, number: 1, outcome: "delivered", detail: "HTTP 200"), result: DeliveryResult(next: .delivered))
+                                    }
+                                }
+                                for try await applied in results where !applied { failed += 1 }
+                            }
+                        }
+                        return failed
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            let elapsed = ContinuousClock.now - start
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let messages = Double(writers * perWriter)
+            cpu.append((Self.seconds(usage.ru_utime) + Self.seconds(usage.ru_stime) - cpuBefore) * 1e6 / messages)
+            rates.append(messages / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        }
+        // The first round warms the file and the caches; the figures are of the other four.
+        let kept = Array(cpu.dropFirst()).sorted(), keptRates = Array(rates.dropFirst()).sorted()
+        say(String(format: "outbox writes (SQLite, synchronous=FULL; insert of 1 event + 3 deliveries, then 3 results; %d writers): CPU %.0f µs per message (rounds %.0f–%.0f), %.0f msg/s (%.0f–%.0f)%@",
+                   writers, (kept[1] + kept[2]) / 2, kept[0], kept[3], (keptRates[1] + keptRates[2]) / 2, keptRates[0], keptRates[3],
+                   failures == 0 ? "" : " — \(failures) RESULTS NOT APPLIED"))
+    }
+
+    static func seconds(_ time: timeval) -> Double {
+        Double(time.tv_sec) + Double(time.tv_usec) / 1e6
     }
 }
