@@ -57,12 +57,6 @@ public final class SQLiteOutboxStore: OutboxStore {
             // than inside whichever webhook's commit crosses the threshold; this high limit is
             // only the safety net.
             try db.run("PRAGMA wal_autocheckpoint = 20000")
-            // Every write of a group commit runs in its own savepoint, and SQLite keeps the pages
-            // a savepoint could roll back in a statement journal; past 64 KiB that journal spills
-            // to a temporary file, created, written and deleted in every large batch (under load,
-            // more CPU in `pwrite` than the outbox's own commits). It is never needed after a
-            // crash (the WAL is), so it stays in memory, bounded by the batch size.
-            try db.run("PRAGMA temp_store = MEMORY")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)

@@ -17,7 +17,7 @@ struct BatchWriterTests {
 
     /// Writes that queue behind a slow one commit together in the next transaction. One of them
     /// that fails half-way (after its first row) is undone alone, as is one that breaks a
-    /// constraint; the others in that transaction are kept, and every caller hears its own outcome.
+    /// constraint; the others of that batch are kept, and every caller hears its own outcome.
     @Test func aFailingWriteIsUndoneAloneInsideItsBatch() async throws {
         let path = TempDirectory.make().appendingPathComponent("batch.db").path
         let pool = try DatabasePool(path: path)
@@ -67,8 +67,46 @@ struct BatchWriterTests {
         let stored = try await pool.read { try String.fetchAll($0, sql: "SELECT x FROM t ORDER BY x") }
         #expect(stored == ["leader", "w1", "w10", "w11", "w12", "w2", "w3", "w4", "w6", "w7", "w8"], "w5's and w9's own rows are gone")
         let dates = seen.transactions.withLock { $0 }
-        let queued = Set((1...12).compactMap { dates["w\($0)"] })
-        #expect(queued.count == 1, "the twelve writes queued behind the leader shared one transaction")
-        #expect(queued.first != dates["leader"])
+        let kept = Set(outcomes.filter { $0.value == "ok" }.compactMap { dates[$0.key] })
+        #expect(kept.count == 1, "the ten writes queued behind the leader that succeed commit in one transaction")
+        #expect(kept.first != dates["leader"])
+    }
+
+    /// Half of a batch failing: each failing write hears its own error, every other is stored
+    /// (past three failures the rest of the batch commits one by one).
+    @Test func manyFailingWritesInOneBatch() async throws {
+        let path = TempDirectory.make().appendingPathComponent("batch.db").path
+        let pool = try DatabasePool(path: path)
+        try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
+        let writer = BatchWriter(pool)
+        let seen = Seen()
+        async let leader: Void = writer.write { db in
+            seen.leaderStarted.store(true, ordering: .sequentiallyConsistent)
+            try db.execute(sql: "INSERT INTO t VALUES ('leader')")
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        while !seen.leaderStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+        let failures = await withTaskGroup(of: (Int, Bool).self) { group in
+            for n in 1...12 {
+                group.addTask {
+                    do {
+                        try await writer.write { db in
+                            try db.execute(sql: "INSERT INTO t VALUES (?)", arguments: ["w\(n)"])
+                            if n.isMultiple(of: 2) { throw Refused() }
+                        }
+                        return (n, false)
+                    } catch {
+                        return (n, error is Refused)
+                    }
+                }
+            }
+            var failed: Set<Int> = []
+            for await (n, refused) in group where refused { failed.insert(n) }
+            return failed
+        }
+        try await leader
+        #expect(failures == [2, 4, 6, 8, 10, 12])
+        let stored = try await pool.read { try String.fetchAll($0, sql: "SELECT x FROM t ORDER BY x") }
+        #expect(stored == ["leader", "w1", "w11", "w3", "w5", "w7", "w9"])
     }
 }

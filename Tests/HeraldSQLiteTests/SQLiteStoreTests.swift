@@ -49,13 +49,6 @@ struct SQLiteStoreTests {
         #expect(try SQLiteOutboxStore(path: path, exclusive: false).writerPragma("synchronous") == "2")
     }
 
-    /// The savepoints of a group commit journal into memory, not into a temporary file per batch
-    /// (2 is MEMORY; SQLite's default, 0, puts a statement journal over 64 KiB on disk).
-    @Test func savepointJournalsStayInMemory() throws {
-        let path = TempDirectory.make().appendingPathComponent("herald.db").path
-        #expect(try SQLiteOutboxStore(path: path).writerPragma("temp_store") == "2")
-    }
-
     @Test func refusesAnotherApplicationsDatabaseAndLeavesItAlone() throws {
         let path = TempDirectory.make().appendingPathComponent("other.db").path
         _ = try sqlite(path, "CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('ana');")
