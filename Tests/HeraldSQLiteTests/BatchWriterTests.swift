@@ -19,21 +19,7 @@ struct BatchWriterTests {
     /// that fails half-way (after its first row) is undone alone, as is one that breaks a
     /// constraint; the others of that batch are kept, and every caller hears its own outcome.
     @Test func aFailingWriteIsUndoneAloneInsideItsBatch() async throws {
-        let path = TempDirectory.make().appendingPathComponent("batch.db").path
-        let pool = try DatabasePool(path: path)
-        try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
-        let writer = BatchWriter(pool)
-        let seen = Seen()
-
-        async let leader: Void = writer.write { db in
-            seen.leaderStarted.store(true, ordering: .sequentiallyConsistent)
-            try db.execute(sql: "INSERT INTO t VALUES ('leader')")
-            let date = try db.transactionDate
-            seen.transactions.withLock { $0["leader"] = date }
-            Thread.sleep(forTimeInterval: 0.3)
-        }
-        while !seen.leaderStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
-
+        let (pool, writer, seen, leader) = try await Self.writerHeldByALeader()
         let outcomes = await withTaskGroup(of: (String, String).self) { group in
             for name in (1...12).map({ "w\($0)" }) {
                 group.addTask {
@@ -59,7 +45,7 @@ struct BatchWriterTests {
             for await (name, outcome) in group { outcomes[name] = outcome }
             return outcomes
         }
-        try await leader
+        try await leader.value
 
         #expect(outcomes["w5"] == "refused")
         #expect(outcomes["w9"] == "constraint")
@@ -75,17 +61,7 @@ struct BatchWriterTests {
     /// Half of a batch failing: each failing write hears its own error, every other is stored
     /// (past three failures the rest of the batch commits one by one).
     @Test func manyFailingWritesInOneBatch() async throws {
-        let path = TempDirectory.make().appendingPathComponent("batch.db").path
-        let pool = try DatabasePool(path: path)
-        try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
-        let writer = BatchWriter(pool)
-        let seen = Seen()
-        async let leader: Void = writer.write { db in
-            seen.leaderStarted.store(true, ordering: .sequentiallyConsistent)
-            try db.execute(sql: "INSERT INTO t VALUES ('leader')")
-            Thread.sleep(forTimeInterval: 0.3)
-        }
-        while !seen.leaderStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+        let (pool, writer, _, leader) = try await Self.writerHeldByALeader()
         let failures = await withTaskGroup(of: (Int, Bool).self) { group in
             for n in 1...12 {
                 group.addTask {
@@ -104,9 +80,30 @@ struct BatchWriterTests {
             for await (n, refused) in group where refused { failed.insert(n) }
             return failed
         }
-        try await leader
+        try await leader.value
         #expect(failures == [2, 4, 6, 8, 10, 12])
         let stored = try await pool.read { try String.fetchAll($0, sql: "SELECT x FROM t ORDER BY x") }
         #expect(stored == ["leader", "w1", "w11", "w3", "w5", "w7", "w9"])
+    }
+
+    /// A batch writer over a new table `t` whose first write (the row `leader`) holds it for
+    /// 0.3 s, so that the writes started meanwhile queue into one batch.
+    static func writerHeldByALeader() async throws -> (DatabasePool, BatchWriter, Seen, Task<Void, any Error>) {
+        let path = TempDirectory.make().appendingPathComponent("batch.db").path
+        let pool = try DatabasePool(path: path)
+        try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
+        let writer = BatchWriter(pool)
+        let seen = Seen()
+        let leader = Task {
+            try await writer.write { db in
+                seen.leaderStarted.store(true, ordering: .sequentiallyConsistent)
+                try db.execute(sql: "INSERT INTO t VALUES ('leader')")
+                let date = try db.transactionDate
+                seen.transactions.withLock { $0["leader"] = date }
+                Thread.sleep(forTimeInterval: 0.3)
+            }
+        }
+        while !seen.leaderStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+        return (pool, writer, seen, leader)
     }
 }
