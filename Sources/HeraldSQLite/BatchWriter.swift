@@ -104,12 +104,13 @@ final class BatchWriter: Sendable {
 
     /// Commits the writes at the head of the queue (the leader's own first), then passes the lead.
     private func commitBatch() async {
+        defer { passLead() }
         var jobs = state.withLock { state -> [Job] in
             let batch = Array(state.queue.prefix(maxBatch))
             state.queue.removeFirst(batch.count)
             return batch
         }
-        var failedWrites = 0
+        let taken = jobs.count
         while !jobs.isEmpty {
             do {
                 let batch = jobs
@@ -119,25 +120,23 @@ final class BatchWriter: Sendable {
                     }
                 }
                 for complete in completions { complete() }
-                return passLead()
+                return
             } catch let failed as WriteFailed {
                 // Rolled back with the transaction: that write alone hears its error, the
                 // others run again. After a few, each goes alone, so that a batch of failing
                 // writes is not run over and over.
                 jobs.remove(at: failed.index).fail(failed.error)
-                failedWrites += 1
-                if failedWrites >= Self.retriesPerBatch {
+                if taken - jobs.count >= Self.retriesPerBatch {
                     for job in jobs { await commitAlone(job) }
-                    return passLead()
+                    return
                 }
             } catch {
                 // The transaction failed as a whole (disk full, I/O error): nothing in it was
                 // stored, and every caller hears so.
                 for job in jobs { job.fail(error) }
-                return passLead()
+                return
             }
         }
-        passLead()
     }
 
     private func commitAlone(_ job: Job) async {

@@ -862,9 +862,7 @@ extension HeraldBench {
         var cpu: [Double] = [], rates: [Double] = []
         var failures = 0
         for round in 0..<roundCount {
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            let cpuBefore = Self.seconds(usage.ru_utime) + Self.seconds(usage.ru_stime)
+            let cpuBefore = Self.ownCPUSeconds()
             let start = ContinuousClock.now
             failures += try await withThrowingTaskGroup(of: Int.self) { group in
                 for writer in 0..<writers {
@@ -894,10 +892,9 @@ extension HeraldBench {
                 return try await group.reduce(0, +)
             }
             let elapsed = ContinuousClock.now - start
-            getrusage(RUSAGE_SELF.rawValue, &usage)
             let messages = Double(writers * perWriter)
-            cpu.append((Self.seconds(usage.ru_utime) + Self.seconds(usage.ru_stime) - cpuBefore) * 1e6 / messages)
-            rates.append(messages / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            cpu.append((Self.ownCPUSeconds() - cpuBefore) * 1e6 / messages)
+            rates.append(messages / elapsed.seconds)
         }
         // The first round warms the file and the caches; the figures are of the other four.
         let kept = Array(cpu.dropFirst()).sorted(), keptRates = Array(rates.dropFirst()).sorted()
@@ -906,7 +903,10 @@ extension HeraldBench {
                    failures == 0 ? "" : " — \(failures) RESULTS NOT APPLIED"))
     }
 
-    static func seconds(_ time: timeval) -> Double {
-        Double(time.tv_sec) + Double(time.tv_usec) / 1e6
+    /// User + system CPU time of this process so far.
+    static func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return [usage.ru_utime, usage.ru_stime].reduce(0) { $0 + Double($1.tv_sec) + Double($1.tv_usec) / 1e6 }
     }
 }
