@@ -68,3 +68,4 @@ bench: deps
 	taskset -c 0 .build/release/herald-bench --otp-table Tests/HeraldCoreTests/Fixtures/otp-table.txt
 	taskset -c 0 .build/release/herald-bench --webhook-micro
 	taskset -c 0 .build/release/herald-bench --store-micro
+	taskset -c 1 .build/release/herald-bench --library-floor --herald-cpu 0 --throughput-seconds 5

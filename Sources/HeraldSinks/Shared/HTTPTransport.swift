@@ -6,12 +6,14 @@ import NIOHTTP1
 
 /// Sends one request with a deadline and reports what happened (`SinkReport`), reading at most
 /// the first 64 KiB of the answer. Shared by the HTTP based sinks so that timeouts and error
-/// texts are the same everywhere.
-struct HTTPTransport: Sendable {
+/// texts are the same everywhere. Public for `herald-bench`, which measures its cost per request.
+public struct HTTPTransport: Sendable {
     let client: HTTPClient
 
+    public init(client: HTTPClient) { self.client = client }
+
     /// `keep`: response headers the sink reads (a service's rate-limit headers), lower-cased.
-    func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data?, timeout: Duration, keep: [String] = []) async -> SinkReport {
+    public func send(url: String, method: HTTPMethod, headers: [(String, String)], body: Data?, timeout: Duration, keep: [String] = []) async -> SinkReport {
         do {
             return try await exchange(url: url, method: method, headers: headers, body: body, timeout: timeout, keep: keep)
         } catch {

@@ -75,7 +75,24 @@ struct HeraldBench: AsyncParsableCommand {
     @Flag(help: "Only the micro-benchmark of the SQLite outbox's writes: a message stored with three claimed deliveries, then their three results, 32 at once.")
     var storeMicro = false
 
+    @Flag(help: "Only the micro-benchmark of what the libraries cost per exchange, without Herald: a bare Hummingbird answering a webhook, the sinks' AsyncHTTPClient request, and the same request on NIO alone, each on --herald-cpu.")
+    var libraryFloor = false
+
+    @Option(help: .hidden)
+    var floorRole: String?
+
+    @Option(help: .hidden)
+    var floorTarget = ""
+
     func run() async throws {
+        if let floorRole {
+            try await runFloorRole(floorRole, target: floorTarget)
+            return
+        }
+        if libraryFloor {
+            try await libraryFloorBenchmark()
+            return
+        }
         if let otpTable {
             try finderBenchmark(otpTable)
             return
@@ -522,14 +539,7 @@ final class HeraldUnderTest: Sendable {
 
     /// User + system CPU time of the processes so far.
     func cpuSeconds() -> Double {
-        processes.reduce(0) { total, process in
-            guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return total }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
-            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
-            return total + (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
+        processes.reduce(0) { $0 + processCPUSeconds($1.processIdentifier) }
     }
 
     func rss() -> (current: Int, peak: Int) {
@@ -724,6 +734,16 @@ final class Receivers: Sendable {
     func stop() async {
         for task in tasks { task.cancel() }
     }
+}
+
+/// User + system CPU time of a process so far (0 once it is gone).
+func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// Resident memory of a process in KiB: now and the peak (VmHWM).
