@@ -116,6 +116,10 @@ struct TrustedProxiesTests {
         ("127.0.0.1", ["203.0.113.9, 127.0.0.1"], "203.0.113.9", "trusted hops are skipped from the right"),
         ("127.0.0.1", ["127.0.0.2, 127.0.0.1"], "127.0.0.2", "all trusted: the left-most"),
         ("::1", [" 2001:db8::7 "], "2001:db8::7", "IPv6 and spaces"),
+        ("127.0.0.1", ["\t198.51.100.2\t, \t , 127.0.0.1"], "198.51.100.2", "tabs, and a blank hop skipped"),
+        ("127.0.0.1:9000", ["198.51.100.3"], "198.51.100.3", "a trusted peer with its port"),
+        ("[::1]:8443", ["198.51.100.4"], "198.51.100.4", "a bracketed IPv6 peer with its port"),
+        ("[::1", ["198.51.100.5"], "[::1", "an unclosed bracket is not an address, so not trusted"),
         ("::ffff:127.0.0.1", ["198.51.100.1"], "198.51.100.1", "an IPv4-mapped loopback peer is loopback"),
         (nil, ["1.2.3.4"], "unknown", "no peer address"),
     ]

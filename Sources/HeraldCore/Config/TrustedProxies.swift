@@ -62,7 +62,7 @@ public struct TrustedProxies: Sendable, Equatable {
     public func client(peer: String?, forwardedFor: [String]) -> String {
         guard let peer else { return "unknown" }
         guard contains(peer) else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { Self.trim($0) }.filter { !$0.isEmpty }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String(Self.trim($0)) }.filter { !$0.isEmpty }
         guard !hops.isEmpty else { return peer }
         for hop in hops.reversed() where !contains(hop) {
             return hop
@@ -72,13 +72,15 @@ public struct TrustedProxies: Sendable, Equatable {
 
     /// The address a peer or a forwarded hop names: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:80`, `::1`.
     static func parseAddress(_ text: String) -> [UInt8]? {
-        var text = trim(Substring(text))
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            text = String(text[text.index(after: text.startIndex)..<close])
-        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
-            text = String(text[..<colon])
+        var host = trim(Substring(text))
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            host = host[host.index(after: host.startIndex)..<close]
+        } else if let colon = host.utf8.firstIndex(of: UInt8(ascii: ":")),
+                  !host.utf8[host.utf8.index(after: colon)...].contains(UInt8(ascii: ":")) {
+            host = host[..<colon]
         }
+        let text = String(host)
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             return withUnsafeBytes(of: &v4) { Array($0) }
@@ -93,7 +95,10 @@ public struct TrustedProxies: Sendable, Equatable {
         return nil
     }
 
-    private static func trim(_ text: Substring) -> String {
-        String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    /// Without the spaces and tabs around it (over UTF-8: this runs for every request).
+    private static func trim(_ text: Substring) -> Substring {
+        let blank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = text.utf8.firstIndex(where: { !blank($0) }), let last = text.utf8.lastIndex(where: { !blank($0) }) else { return "" }
+        return text[first...last]
     }
 }

@@ -91,10 +91,10 @@ struct TwilioInbound: Sendable {
 
     /// The URL Twilio called: `server.public_url` + path and query as received; without a public
     /// URL, the `X-Forwarded-Proto`/`-Host` a trusted proxy set, else `http://` + the Host header.
-    func signedURL(_ request: Request, peer: String?) -> String {
+    func signedURL(_ request: Request, peer: @autoclosure () -> String?) -> String {
         let pathAndQuery = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         if let publicURL { return publicURL + pathAndQuery }
-        if trustForwarded, let peer, proxies.contains(peer), let host = request.headers[.xForwardedHost] {
+        if trustForwarded, let peer = peer(), proxies.contains(peer), let host = request.headers[.xForwardedHost] {
             let scheme = request.headers[.xForwardedProto]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "https"
             return scheme + "://" + host + pathAndQuery
         }
