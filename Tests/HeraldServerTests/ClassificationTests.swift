@@ -20,6 +20,9 @@ struct ClassificationTests {
 
     @Test("Slack answer → outcome", arguments: [
         (200, "ok", DeliveryOutcome.delivered(detail: "Slack: ok")),
+        (200, " ok\n", .delivered(detail: "Slack: ok")),
+        (200, "", .delivered(detail: "Slack: ok")),
+        (200, "accepted", .delivered(detail: "Slack: accepted")),
         (400, "invalid_payload", .permanent(reason: "Slack: HTTP 400: invalid_payload")),
         (400, "no_text", .permanent(reason: "Slack: HTTP 400: no_text")),
         (400, "user_not_found", .permanent(reason: "Slack: HTTP 400: user_not_found")),
@@ -118,6 +121,9 @@ struct ClassifierRuleTests {
         (400, #"{"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}"#, .permanent(reason: "Twilio HTTP 400, error 21211: Invalid 'To' Phone Number")),
         (400, #"{"code": 20429, "message": "Too Many Requests", "status": 400}"#, .retry(reason: "Twilio HTTP 400, error 20429: Too Many Requests")),
         (401, #"{"code": 20003, "message": "Authenticate"}"#, .permanent(reason: "Twilio HTTP 401, error 20003: Authenticate")),
+        (400, #"{"code": "21211", "message": "Invalid 'To' Phone Number", "more_info": null}"#, .permanent(reason: "Twilio HTTP 400: Invalid 'To' Phone Number")),
+        (201, #"{"sid": 42, "status": "queued"}"#, .delivered(detail: "Twilio HTTP 201", receipt: nil)),
+        (201, "not json", .delivered(detail: "Twilio HTTP 201", receipt: nil)),
         (408, "", .retry(reason: "Twilio HTTP 408")),
         (425, "", .retry(reason: "Twilio HTTP 425")),
         (429, "", .retry(reason: "Twilio HTTP 429")),

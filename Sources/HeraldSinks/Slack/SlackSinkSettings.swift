@@ -29,6 +29,8 @@ public struct SlackSinkSettings: SinkBuilding {
     /// Slack answers `ok`, or a plain-text error code: 400 `invalid_payload`, 403 `invalid_token`,
     /// 404 `channel_not_found`, 410 `channel_is_archived`, 429 with `Retry-After`, 500 `rollup_error`.
     public static let rules = ClassificationRules(service: "Slack: ", gone: [404, 410], delivered: { _, body in
+        // Slack answers a delivered message with exactly `ok`: no Foundation trimming for it.
+        if body == "ok" { return (detail: "Slack: ok", receipt: nil) }
         let code = body.trimmingCharacters(in: .whitespacesAndNewlines)
         return (detail: "Slack: \(code.isEmpty ? "ok" : String(code.prefix(100)))", receipt: nil)
     })
