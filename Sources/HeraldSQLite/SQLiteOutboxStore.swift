@@ -352,7 +352,8 @@ public final class SQLiteOutboxStore: OutboxStore {
     // MARK: Rows
 
     private static func insert(_ event: Event, _ db: Database) throws {
-        let media = String(decoding: (try? JSONSerialization.data(withJSONObject: event.media)) ?? Data("[]".utf8), as: UTF8.self)
+        // Most messages have no media: their "[]" needs no JSONSerialization (every webhook's insert).
+        let media = event.media.isEmpty ? "[]" : String(decoding: (try? JSONSerialization.data(withJSONObject: event.media)) ?? Data("[]".utf8), as: UTF8.self)
         try db.run("""
             INSERT INTO events (id, source, source_id, from_address, to_address, body, otp, otp_domain, app, route, received_at, media)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -384,7 +385,7 @@ public final class SQLiteOutboxStore: OutboxStore {
 
     private static func event(_ row: Row) -> Event {
         let mediaText: String = row["media"]
-        let media = (try? JSONSerialization.jsonObject(with: Data(mediaText.utf8))) as? [String] ?? []
+        let media = mediaText == "[]" ? [] : (try? JSONSerialization.jsonObject(with: Data(mediaText.utf8))) as? [String] ?? []
         return Event(id: row["id"], source: row["source"], sourceID: row["source_id"], from: row["from_address"], to: row["to_address"],
                      body: row["body"], otp: row["otp"], otpDomain: row["otp_domain"], app: row["app"], route: row["route"], receivedAt: date(row, "received_at"), media: media)
     }

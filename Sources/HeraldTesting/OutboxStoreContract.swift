@@ -132,6 +132,10 @@ public enum OutboxStoreContract {
         #expect(try await store.insert(t.event("evt_5"), deliveries: []) == .inserted, "no source id: never a duplicate")
         let stored = try #require(try await store.event(id: "evt_1"))
         #expect(stored.event == e)
+        var plain = t.event("evt_6")
+        plain.media = []
+        #expect(try await store.insert(plain, deliveries: []) == .inserted)
+        #expect(try await store.event(id: "evt_6")?.event == plain, "an event without media round-trips too")
         #expect(stored.deliveries.map(\.id) == ["dlv_1"])
         #expect(stored.deliveries.first == t.delivery("dlv_1", event: "evt_1"), "every field round-trips")
         #expect(try await store.event(id: "evt_2") == nil)
