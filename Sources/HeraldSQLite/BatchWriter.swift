@@ -11,6 +11,14 @@ import Synchronization
 /// savepoint around every write, which SQLite backs with a journal of every page each write
 /// touches (~2 % of Herald's CPU under load, and the savepoint statements as much again).
 ///
+/// A write may be marked not `durable` (a delivery's result): a batch of only such writes commits
+/// with `synchronous = NORMAL`, without an `fsync` of its own. It survives a crash of the process
+/// at once (it is in the WAL file) and a power cut once the next durable commit syncs the WAL
+/// (which covers every frame before it) or a checkpoint does (the maintenance sweep's, every
+/// 5 s). What a power cut can take is a result written since then: that delivery is sent again,
+/// which "at least once" allows; no message is lost. A batch holding any durable write commits
+/// with `synchronous = FULL`, and the connection is FULL outside the relaxed batches.
+///
 /// No task of its own: the caller that finds the writer idle becomes the leader and commits a
 /// batch (its own write first); if more writes queued meanwhile, it hands the lead to the oldest
 /// of them, whose caller commits the next batch. Every write is committed by a caller that waits
@@ -22,6 +30,8 @@ final class BatchWriter: Sendable {
         /// The write, or the transaction holding it, failed: nothing of it was stored.
         var fail: @Sendable (any Error) -> Void
         var waiter: Waiter
+        /// Needs its own `fsync` before its caller hears it committed.
+        var durable: Bool
     }
 
     /// How a queued caller is woken: its write is done, or it leads the next batch.
@@ -67,6 +77,9 @@ final class BatchWriter: Sendable {
 
     private let writer: any DatabaseWriter
     private let state = Mutex(State())
+    /// The connection is at `synchronous = NORMAL` (a relaxed batch ran and FULL was not yet
+    /// set back). Read and written only inside the writer's database access.
+    private let relaxed = Mutex(false)
     /// Upper bound of writes per transaction, so one batch never holds the write lock for long.
     private let maxBatch = 512
 
@@ -74,7 +87,8 @@ final class BatchWriter: Sendable {
         self.writer = writer
     }
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// `durable: false` only for a write whose loss in a power cut is safe to repeat (see above).
+    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let outcome = Outcome<T>()
         let waiter = Waiter()
         let job = Job(
@@ -89,7 +103,8 @@ final class BatchWriter: Sendable {
                 outcome.set(.failure(error))
                 waiter.wake(.done)
             },
-            waiter: waiter
+            waiter: waiter,
+            durable: durable
         )
         let leads = state.withLock { state -> Bool in
             state.queue.append(job)
@@ -114,7 +129,7 @@ final class BatchWriter: Sendable {
         while !jobs.isEmpty {
             do {
                 let batch = jobs
-                let completions = try await writer.write { db in
+                let completions = try await transaction(durable: batch.contains { $0.durable }) { db in
                     try batch.enumerated().map { index, job in
                         do { return try job.run(db) } catch { throw WriteFailed(index: index, error: error) }
                     }
@@ -141,9 +156,35 @@ final class BatchWriter: Sendable {
 
     private func commitAlone(_ job: Job) async {
         do {
-            try await writer.write { db in try job.run(db) }()
+            try await transaction(durable: job.durable) { db in try job.run(db) }()
         } catch {
             job.fail(error)
+        }
+    }
+
+    /// One transaction at the durability its writes need. A relaxed one sets `synchronous =
+    /// NORMAL` for itself and FULL again afterwards; should that fail, the next durable
+    /// transaction sets FULL before it runs (and fails if it cannot).
+    private func transaction<T: Sendable>(durable: Bool, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.writeWithoutTransaction { db in
+            if durable, self.relaxed.withLock({ $0 }) {
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                self.relaxed.withLock { $0 = false }
+            } else if !durable {
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                self.relaxed.withLock { $0 = true }
+            }
+            defer {
+                if !durable, (try? db.execute(sql: "PRAGMA synchronous = FULL")) != nil {
+                    self.relaxed.withLock { $0 = false }
+                }
+            }
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!
         }
     }
 

@@ -86,12 +86,43 @@ struct BatchWriterTests {
         #expect(stored == ["leader", "w1", "w11", "w3", "w5", "w7", "w9"])
     }
 
+    /// Writes that need no sync of their own (a delivery's result) skip it only in a batch of
+    /// their own kind: queued with a durable write, they commit with it at FULL; alone, at
+    /// NORMAL; and the connection is FULL again after them, for the next durable write and for
+    /// whatever else commits on it.
+    @Test func onlyABatchOfRelaxedWritesSkipsTheSync() async throws {
+        let (pool, writer, _, leader) = try await Self.writerHeldByALeader()
+        let level = { @Sendable (db: Database) in try String.fetchOne(db, sql: "PRAGMA synchronous") ?? "?" }
+        let mixed = await withTaskGroup(of: String.self) { group in
+            group.addTask { (try? await writer.write(durable: false) { db in try level(db) }) ?? "failed" }
+            group.addTask { (try? await writer.write { db in try level(db) }) ?? "failed" }
+            group.addTask { (try? await writer.write(durable: false) { db in try level(db) }) ?? "failed" }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        try await leader.value
+        #expect(mixed == ["2", "2", "2"], "queued behind the leader, the three commit in one batch, which holds a durable write")
+
+        let (_, relaxedWriter, _, secondLeader) = try await Self.writerHeldByALeader()
+        let relaxed = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<3 { group.addTask { (try? await relaxedWriter.write(durable: false) { db in try level(db) }) ?? "failed" } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        try await secondLeader.value
+        #expect(relaxed == ["1", "1", "1"], "a batch of relaxed writes only commits at NORMAL")
+
+        #expect(try await writer.write(durable: false) { db in try level(db) } == "1")
+        #expect(try await pool.writeWithoutTransaction { db in try level(db) } == "2", "FULL again after a relaxed batch")
+        #expect(try await writer.write { db in try level(db) } == "2")
+    }
+
     /// A batch writer over a new table `t` whose first write (the row `leader`) holds it for
     /// 0.3 s, so that the writes started meanwhile queue into one batch.
     static func writerHeldByALeader() async throws -> (DatabasePool, BatchWriter, Seen, Task<Void, any Error>) {
         let path = TempDirectory.make().appendingPathComponent("batch.db").path
         let pool = try DatabasePool(path: path)
         try await pool.write { try $0.execute(sql: "CREATE TABLE t (x TEXT PRIMARY KEY)") }
+        // As the store opens it: the committing connection at FULL.
+        try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         let writer = BatchWriter(pool)
         let seen = Seen()
         let leader = Task {
