@@ -19,19 +19,30 @@ import Synchronization
 /// which "at least once" allows; no message is lost. A batch holding any durable write commits
 /// with `synchronous = FULL`, and the connection is FULL outside the relaxed batches.
 ///
+/// A write may ask to hear, before its transaction commits, that its statements ran
+/// (`beforeCommit`): the ingest path starts a message's deliveries then, while the commit's
+/// `fsync` runs, instead of after it. Every statement of the batch has succeeded by then; only the
+/// commit itself (an I/O error, a crash) can still undo the write, and its caller then hears so.
+///
 /// No task of its own: the caller that finds the writer idle becomes the leader and commits a
 /// batch (its own write first); if more writes queued meanwhile, it hands the lead to the oldest
 /// of them, whose caller commits the next batch. Every write is committed by a caller that waits
 /// for it anyway, and no caller commits more than one batch.
 final class BatchWriter: Sendable {
     private struct Job: Sendable {
-        /// Runs the write inside the batch's transaction; returns what to do once it committed.
-        var run: @Sendable (Database) throws -> @Sendable () -> Void
+        /// Runs the write inside the batch's transaction; returns what to do once every write of
+        /// the batch ran (just before the commit), and once it committed.
+        var run: @Sendable (Database) throws -> Ran
         /// The write, or the transaction holding it, failed: nothing of it was stored.
         var fail: @Sendable (any Error) -> Void
         var waiter: Waiter
         /// Needs its own `fsync` before its caller hears it committed.
         var durable: Bool
+    }
+
+    private struct Ran: Sendable {
+        var beforeCommit: (@Sendable () -> Void)?
+        var committed: @Sendable () -> Void
     }
 
     /// How a queued caller is woken: its write is done, or it leads the next batch.
@@ -88,16 +99,25 @@ final class BatchWriter: Sendable {
     }
 
     /// `durable: false` only for a write whose loss in a power cut is safe to repeat (see above).
-    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// `beforeCommit` runs once, on the writer's thread, with what `body` returned, after every
+    /// write of its transaction ran and before the commit: it must be quick and must not write.
+    func write<T: Sendable>(
+        durable: Bool = true, beforeCommit: (@Sendable (T) -> Void)? = nil, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         let outcome = Outcome<T>()
         let waiter = Waiter()
         let job = Job(
             run: { db in
                 let value = try body(db)
-                return {
-                    outcome.set(.success(value))
-                    waiter.wake(.done)
-                }
+                var before: (@Sendable () -> Void)?
+                if let beforeCommit { before = { @Sendable in beforeCommit(value) } }
+                return Ran(
+                    beforeCommit: before,
+                    committed: { @Sendable in
+                        outcome.set(.success(value))
+                        waiter.wake(.done)
+                    }
+                )
             },
             fail: { error in
                 outcome.set(.failure(error))
@@ -129,12 +149,15 @@ final class BatchWriter: Sendable {
         while !jobs.isEmpty {
             do {
                 let batch = jobs
-                let completions = try await transaction(durable: batch.contains { $0.durable }) { db in
-                    try batch.enumerated().map { index, job in
+                let ran = try await transaction(durable: batch.contains { $0.durable }) { db in
+                    let ran = try batch.enumerated().map { index, job in
                         do { return try job.run(db) } catch { throw WriteFailed(index: index, error: error) }
                     }
+                    // Every write of the batch ran (a failure above reruns the rest first).
+                    for hook in ran { hook.beforeCommit?() }
+                    return ran
                 }
-                for complete in completions { complete() }
+                for job in ran { job.committed() }
                 return
             } catch let failed as WriteFailed {
                 // Rolled back with the transaction: that write alone hears its error, the
@@ -156,7 +179,12 @@ final class BatchWriter: Sendable {
 
     private func commitAlone(_ job: Job) async {
         do {
-            try await transaction(durable: job.durable) { db in try job.run(db) }()
+            let ran = try await transaction(durable: job.durable) { db in
+                let ran = try job.run(db)
+                ran.beforeCommit?()
+                return ran
+            }
+            ran.committed()
         } catch {
             job.fail(error)
         }

@@ -6,17 +6,20 @@ import HeraldCore
 public final class HookedStore: OutboxStore {
     public let inner: InMemoryOutboxStore
     let beforeInsert: @Sendable () async throws -> Void
+    let commit: @Sendable () async throws -> Void
     let completeOverride: (@Sendable (DeliveryAttempt, DeliveryResult) async throws -> Bool)?
     let beforeCount: @Sendable () async throws -> Void
 
     public init(
         clock: any HeraldClock = SystemClock(),
         beforeInsert: @escaping @Sendable () async throws -> Void = {},
+        commit: @escaping @Sendable () async throws -> Void = {},
         complete: (@Sendable (DeliveryAttempt, DeliveryResult) async throws -> Bool)? = nil,
         beforeCount: @escaping @Sendable () async throws -> Void = {}
     ) {
         inner = InMemoryOutboxStore(clock: clock)
         self.beforeInsert = beforeInsert
+        self.commit = commit
         self.completeOverride = complete
         self.beforeCount = beforeCount
     }
@@ -25,6 +28,14 @@ public final class HookedStore: OutboxStore {
     public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
         try await beforeInsert()
         return try await inner.insert(event, deliveries: deliveries)
+    }
+    /// As a SQLite store does: `beforeCommit` once the write stands, then the `commit` hook (which
+    /// may hold the "commit" or throw as a failed one would; the memory store keeps the write).
+    public func insert(_ event: Event, deliveries: [Delivery], beforeCommit: @escaping @Sendable (InsertResult) -> Void) async throws -> InsertResult {
+        let result = try await insert(event, deliveries: deliveries)
+        beforeCommit(result)
+        try await commit()
+        return result
     }
     public func claimDue(sink: String, limit: Int, leaseFor: Duration) async throws -> ClaimBatch { try await inner.claimDue(sink: sink, limit: limit, leaseFor: leaseFor) }
     public func complete(_ attempt: DeliveryAttempt, result: DeliveryResult) async throws -> Bool {

@@ -144,19 +144,26 @@ public enum OutboxStoreContract {
         #expect(try await store.deliveries(DeliveryFilter()).map(\.id) == ["dlv_1"])
     }
 
+    /// Also what the ingest path starts deliveries on: each write hears its own result before
+    /// (or, for a store that cannot tell, at) its commit, and only one of them hears "inserted".
     static func concurrentDuplicatesStoreOneEvent(_ store: any OutboxStore, _ t: Fixture) async throws {
-        let results = await withTaskGroup(of: InsertResult?.self) { group in
+        let heard = Locked<[Int: [InsertResult]]>([:])
+        let results = await withTaskGroup(of: (Int, InsertResult?).self) { group in
             for i in 0..<25 {
                 group.addTask {
-                    try? await store.insert(t.event("evt_\(i)", sourceID: "SMsame"), deliveries: [t.delivery("dlv_\(i)", event: "evt_\(i)")])
+                    let result = try? await store.insert(t.event("evt_\(i)", sourceID: "SMsame"), deliveries: [t.delivery("dlv_\(i)", event: "evt_\(i)")]) { result in
+                        heard.update { $0[i, default: []].append(result) }
+                    }
+                    return (i, result)
                 }
             }
-            var all: [InsertResult?] = []
-            for await result in group { all.append(result) }
+            var all: [Int: InsertResult?] = [:]
+            for await (i, result) in group { all[i] = result }
             return all
         }
-        #expect(results.filter { $0 == .inserted }.count == 1)
-        #expect(results.compactMap { $0 }.count == 25)
+        #expect(results.values.filter { $0 == .inserted }.count == 1)
+        #expect(results.values.compactMap { $0 }.count == 25)
+        #expect(heard.current == results.compactMapValues { $0.map { [$0] } }, "every write heard its own result, once")
         #expect(try await store.deliveries(DeliveryFilter()).count == 1)
     }
 

@@ -306,3 +306,97 @@ struct UnappliedResultTests {
         #expect(try await store.delivery(id: sink.requests[0].delivery.id)?.state == .inFlight, "the lease returns it to pending")
     }
 }
+
+/// A message's deliveries start once only its write's commit is left (the `fsync` runs while they
+/// go out); the webhook's answer still waits for the commit.
+@Suite("Dispatcher: deliveries start before the commit")
+struct DeliveriesBeforeCommitTests {
+    struct CommitFailed: Error {}
+    enum Commit { case pass, hold, fail }
+
+    /// The store's "commit": passes, waits for `release`, or fails (the memory store keeps the write).
+    final class Commits: Sendable {
+        let mode = Mutex(Commit.pass)
+        let released: AsyncStream<Void>
+        let release: AsyncStream<Void>.Continuation
+        init() { (released, release) = AsyncStream<Void>.makeStream() }
+
+        func commit() async throws {
+            switch mode.withLock({ $0 }) {
+            case .pass: return
+            case .fail: throw CommitFailed()
+            case .hold: for await _ in released { return }
+            }
+        }
+    }
+
+    struct Setup {
+        let commits = Commits()
+        let store: HookedStore
+        let sink = RecordingSink(name: "slack")
+        let dispatcher: Dispatcher
+        let ingestor: Ingestor
+
+        init(concurrency: Int = 4) throws {
+            let clock = ManualClock()
+            let commits = self.commits
+            store = HookedStore(clock: clock, commit: { try await commits.commit() })
+            let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            dispatcher = Dispatcher(store: store, sinks: [sink], lanes: [LaneSettings(sink: "slack", concurrency: concurrency)], clock: clock, logger: logger)
+            let config = try ConfigLoader.parse("sinks: { slack: { type: file, path: unused.jsonl } }\nroutes: [ { deliver: [slack] } ]")
+            ingestor = Ingestor(router: Router(config: config), store: store, dispatcher: dispatcher, sinks: ["slack": .init()], clock: clock, logger: logger)
+        }
+
+        func send(_ id: String) async throws -> Ingestor.Result {
+            try await ingestor.ingest(InboundMessage(source: "twilio", sourceID: id, from: "+15550001111", to: nil, body: "code 123456"))
+        }
+    }
+
+    @Test func aDeliveryGoesOutWhileItsWriteCommits() async throws {
+        let s = try Setup()
+        let task = Task { try await s.dispatcher.run() }
+        defer { task.cancel() }
+        #expect(await eventually { s.dispatcher.idle }, "running, its first look at the store done")
+        s.commits.mode.withLock { $0 = .hold }
+        let answered = Locked(false)
+        let ingest = Task {
+            defer { answered.update { $0 = true } }
+            return try await s.send("SM1")
+        }
+        #expect(await eventually { s.sink.requests.count == 1 }, "the delivery does not wait for the commit")
+        #expect(!answered.current, "the answer does")
+        s.commits.release.yield()
+        let result = try await ingest.value
+        #expect(!result.duplicate)
+        #expect(result.deliveries.map(\.state) == [.inFlight], "stored claimed: the lane had room")
+        #expect(s.sink.requests.first?.delivery.id == result.deliveries.first?.id)
+        #expect(await eventually { s.dispatcher.idle })
+        #expect(try await s.store.delivery(id: result.deliveries[0].id)?.state == .delivered)
+
+        // A repeat of the message is known by its write, before anything goes out.
+        s.commits.mode.withLock { $0 = .pass }
+        #expect(try await s.send("SM1").duplicate)
+        #expect(await eventually { s.dispatcher.idle })
+        #expect(s.sink.requests.count == 1)
+    }
+
+    /// The commit fails after the delivery started: the webhook hears the error, the delivery
+    /// still ends and gives its slot back once (not a second time as a cancelled reservation),
+    /// and the next message is taken and delivered as usual.
+    @Test func aCommitThatFailsAfterTheDeliveryStarted() async throws {
+        let s = try Setup(concurrency: 1)
+        let task = Task { try await s.dispatcher.run() }
+        defer { task.cancel() }
+        #expect(await eventually { s.dispatcher.idle }, "running, its first look at the store done")
+        s.commits.mode.withLock { $0 = .fail }
+        await #expect(throws: CommitFailed.self) { try await s.send("SM1") }
+        #expect(await eventually { s.sink.requests.count == 1 })
+        #expect(await eventually { s.dispatcher.idle }, "nothing held, nothing given back twice")
+
+        s.commits.mode.withLock { $0 = .pass }
+        let next = try await s.send("SM2")
+        #expect(next.deliveries.map(\.state) == [.inFlight], "the lane's one slot is free again")
+        #expect(await eventually { s.sink.requests.count == 2 })
+        #expect(await eventually { s.dispatcher.idle })
+    }
+}

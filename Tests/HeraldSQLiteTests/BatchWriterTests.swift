@@ -115,6 +115,41 @@ struct BatchWriterTests {
         #expect(try await writer.write { db in try level(db) } == "2")
     }
 
+    /// A write hears that its statements ran before its transaction commits: once, with what its
+    /// body returned, only when every write of the batch ran (a failing one is taken out and the
+    /// rest run again first), and while another connection cannot see the batch yet.
+    @Test func beforeCommitRunsOnceWhenTheBatchRanAndBeforeItCommits() async throws {
+        let (pool, writer, _, leader) = try await Self.writerHeldByALeader()
+        let other = try DatabaseQueue(path: pool.path)
+        let heard = Locked<[String: [Int]]>([:])
+        let outcomes = await withTaskGroup(of: (String, Bool).self) { group in
+            for name in (1...6).map({ "w\($0)" }) {
+                group.addTask {
+                    do {
+                        let value = try await writer.write(beforeCommit: { (value: String) in
+                            let visible = (try? other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t WHERE x = ?", arguments: [value]) }) ?? nil
+                            heard.update { $0[value, default: []].append(visible ?? -1) }
+                        }) { db in
+                            try db.execute(sql: "INSERT INTO t VALUES (?)", arguments: [name])
+                            if name == "w4" { throw Refused() }
+                            return name
+                        }
+                        return (name, value == name)
+                    } catch {
+                        return (name, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        try await leader.value
+        #expect(outcomes == ["w1": true, "w2": true, "w3": true, "w4": false, "w5": true, "w6": true])
+        #expect(heard.current == ["w1": [0], "w2": [0], "w3": [0], "w5": [0], "w6": [0]],
+                "each write that stands hears it once, before its row can be read elsewhere; the refused one never")
+        let stored = try await other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t") }
+        #expect(stored == 6, "the leader and the five")
+    }
+
     /// A batch writer over a new table `t` whose first write (the row `leader`) holds it for
     /// 0.3 s, so that the writes started meanwhile queue into one batch.
     static func writerHeldByALeader() async throws -> (DatabasePool, BatchWriter, Seen, Task<Void, any Error>) {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HeraldCore
 @testable import HeraldSQLite
 import HeraldTesting
@@ -20,6 +21,24 @@ struct SQLiteStoreTests {
         #expect(try await reopened.deliveries(DeliveryFilter()).map(\.id) == ["dlv_1"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    /// The ingest path starts deliveries when the insert says so: before its commit, so that
+    /// another connection cannot read the event yet; a repeat hears "duplicate".
+    @Test func theInsertSaysItStandsBeforeItCommits() async throws {
+        let path = TempDirectory.make().appendingPathComponent("herald.db").path
+        let store = try SQLiteOutboxStore(path: path)
+        let other = try DatabaseQueue(path: path)
+        let heard = Locked<[(InsertResult, Int?)]>([])
+        for id in ["evt_1", "evt_2"] {
+            _ = try await store.insert(t.event(id, sourceID: "SM1"), deliveries: [t.delivery("dlv_\(id)", event: id)]) { result in
+                let readable = try? other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM events WHERE id = 'evt_1'") }
+                heard.update { $0.append((result, readable ?? nil)) }
+            }
+        }
+        let seen = heard.current
+        #expect(seen.map(\.0) == [.inserted, .duplicate(eventID: "evt_1")])
+        #expect(seen.map(\.1) == [0, 1], "not readable elsewhere until the commit")
     }
 
     /// The WAL holds every body and code: the folder is 0700 and the database, -wal and -shm are

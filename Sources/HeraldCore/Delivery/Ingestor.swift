@@ -3,7 +3,9 @@ import Logging
 import Synchronization
 
 /// The webhook path: plan the message, write the event and its deliveries in one store write,
-/// then hand the deliveries to the dispatcher. No network call and no timer on the way.
+/// and hand the deliveries to the dispatcher once only the write's commit is left (its `fsync`
+/// runs while they go out); the answer waits for the commit. No network call and no timer on
+/// the way.
 ///
 /// Intake keeps pace with delivery: a delivery whose sink is healthy but busy waits (up to
 /// `intakeWait`) for a slot, so the answer slows instead of a backlog growing behind it. Only when
@@ -89,11 +91,27 @@ public struct Ingestor: Sendable {
                 throw IngestError.overloaded(retryAfter: retryAfter)
             }
         }
+        // The deliveries stored claimed start as soon as only the write's commit could still undo
+        // it (`beforeCommit`), so they do not wait for its `fsync`; the answer still does. Should
+        // the commit fail after all, they went out for a message the source hears was not taken,
+        // and may send again: a repeat, never a loss.
+        let claimed = deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) }
+        let started = StartFlag()
         let inserted: InsertResult
         do {
-            inserted = try await store.insert(event, deliveries: deliveries)
+            inserted = try await store.insert(event, deliveries: deliveries) { [dispatcher] result in
+                guard result == .inserted, let dispatcher, !claimed.isEmpty else { return }
+                started.set()
+                dispatcher.submit(.freshClaimed(claimed))
+            }
         } catch {
-            if !reserved.isEmpty { dispatcher?.submit(.reservationsCancelled(reserved)) }
+            if started.isSet {
+                logger.error("event not stored after its deliveries had started; they may be repeated if the source sends it again", metadata: [
+                    "event.id": "\(event.id)", "event.source": "\(event.source)", "delivery.count": "\(claimed.count)", "error": "\(error)",
+                ])
+            } else if !reserved.isEmpty {
+                dispatcher?.submit(.reservationsCancelled(reserved))
+            }
             throw error
         }
         if case .duplicate(let existing) = inserted {
@@ -115,8 +133,6 @@ public struct Ingestor: Sendable {
             metrics.delivery(sink: delivery.sink, outcome: .skipped)
         }
         if let dispatcher {
-            let claimed = deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) }
-            if !claimed.isEmpty { dispatcher.submit(.freshClaimed(claimed)) }
             let waiting = Set(deliveries.filter { $0.state == .pending && !$0.isRetraction }.map(\.sink))
             if !waiting.isEmpty { dispatcher.submit(.workStored(sinks: waiting)) }
             // Retractions are due when their code expires: the lane sets its wake-up for then.
@@ -150,6 +166,13 @@ public struct Ingestor: Sendable {
         }
         return .seconds(Int64(min(60, max(1, shortestExcess.rounded(.up)))))
     }
+}
+
+/// Whether a message's deliveries were handed to the dispatcher before its write committed.
+private final class StartFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -13,6 +13,13 @@ public protocol OutboxStore: Sendable {
     /// `(source, sourceID)` exists, stores nothing and returns the first event's id.
     func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult
 
+    /// `insert(_:deliveries:)`, calling `beforeCommit` once with its result as soon as nothing but
+    /// the commit itself can undo the write (SQLite: its statements ran in the open transaction,
+    /// and the commit with its `fsync` is next). The ingest path starts a message's deliveries
+    /// then, so that they do not wait for the sync. A store that cannot tell calls it after the
+    /// commit (the default). Should the commit then fail, `insert` throws as usual.
+    func insert(_ event: Event, deliveries: [Delivery], beforeCommit: @escaping @Sendable (InsertResult) -> Void) async throws -> InsertResult
+
     /// Claims up to `limit` pending deliveries to `sink` that are due, the longest-waiting first:
     /// each becomes `in_flight` with `attempts + 1`, leased for `leaseFor`. Due deliveries whose
     /// expiry has passed are marked `expired` instead and reported, never claimed. The batch also
@@ -71,6 +78,12 @@ public protocol OutboxStore: Sendable {
 
 extension OutboxStore {
     public func maintain() async throws {}
+
+    public func insert(_ event: Event, deliveries: [Delivery], beforeCommit: @escaping @Sendable (InsertResult) -> Void) async throws -> InsertResult {
+        let result = try await insert(event, deliveries: deliveries)
+        beforeCommit(result)
+        return result
+    }
 }
 
 /// A store's own failures that are not the database's: what it read cannot be what Herald wrote.
