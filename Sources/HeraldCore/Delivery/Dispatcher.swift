@@ -286,7 +286,7 @@ public final class Dispatcher: Service, Sendable {
         var metadata = metadata(delivery)
         do {
             guard try await store.complete(attempt, result: result) else {
-                logger.warning("delivery result dropped: the claim was lost (lease ran out)", metadata: metadata)
+                logger.warning("delivery result dropped: the claim was lost (its lease ran out, or its message was not stored after all)", metadata: metadata)
                 return false
             }
         } catch {
