@@ -22,6 +22,23 @@ struct ExamplesTests {
         "PHONE_SIGNING_KEY": "kY3pZ9qR", "TELEGRAM_BOT_TOKEN": "123456789:AAexampletoken", "TELEGRAM_CHAT_ID": "123456789",
     ]
 
+    /// The documented requests are ones Herald takes: every `MessageSid=…` in the README and the
+    /// examples' READMEs is well-formed (Herald refuses any other with 400, so a short made-up id
+    /// would make the walk-through fail at its first step).
+    @Test func theDocumentedTwilioRequestsCarryAWellFormedMessageSid() throws {
+        let folder = Self.root.appendingPathComponent("examples")
+        let pages = ["README.md"] + ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted().map { "examples/\($0)/README.md" }
+        var seen = 0
+        for page in pages {
+            guard let text = try? String(contentsOf: Self.root.appendingPathComponent(page), encoding: .utf8) else { continue }
+            for match in text.matches(of: /MessageSid=([A-Za-z0-9]+)/) {
+                seen += 1
+                #expect(TwilioSignature.isMessageSID(String(match.output.1)), "\(page): MessageSid=\(match.output.1)")
+            }
+        }
+        #expect(seen >= 4, "the README's demo and the Slack example sign and send one each")
+    }
+
     /// The Android phone example: one sms-gateway source whose messages reach Slack (codes) and
     /// the archive (everything).
     @Test func theAndroidPhoneExampleRoutesThePhonesMessages() throws {
