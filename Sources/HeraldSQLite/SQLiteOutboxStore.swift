@@ -138,16 +138,12 @@ public final class SQLiteOutboxStore: OutboxStore {
     // MARK: Writes
 
     public func insert(_ event: Event, deliveries: [Delivery]) async throws -> InsertResult {
-        try await insert(event, deliveries: deliveries, hook: nil)
+        try await insert(event, deliveries: deliveries, beforeCommit: { _ in })
     }
 
-    /// The hook runs on the writer's thread once the batch's statements all ran, before its commit.
+    /// `beforeCommit` runs on the writer's thread once the batch's statements all ran, before its commit.
     public func insert(_ event: Event, deliveries: [Delivery], beforeCommit: @escaping @Sendable (InsertResult) -> Void) async throws -> InsertResult {
-        try await insert(event, deliveries: deliveries, hook: beforeCommit)
-    }
-
-    private func insert(_ event: Event, deliveries: [Delivery], hook: (@Sendable (InsertResult) -> Void)?) async throws -> InsertResult {
-        try await writer.write(beforeCommit: hook) { db in
+        try await writer.write(beforeCommit: beforeCommit) { db in
             if let sourceID = event.sourceID,
                let existing = try db.stringValue("SELECT id FROM events WHERE source = ? AND source_id = ?", arguments: [event.source, sourceID]) {
                 return .duplicate(eventID: existing)
