@@ -222,6 +222,7 @@ public enum OutboxStoreContract {
         clock.advance(by: .seconds(5))
         let second = try await claimOne(store)
         #expect(second.delivery.attempts == 2)
+        #expect(second.delivery.lastError == "HTTP 500", "a claim carries the last error: one that expires before its attempt keeps it")
         #expect(try await store.complete(t.attempt(second.delivery, outcome: "delivered", detail: nil),
                                          result: DeliveryResult(next: .delivered, receipt: "1700000000.000100")))
         d = try #require(try await store.delivery(id: "dlv_1"))

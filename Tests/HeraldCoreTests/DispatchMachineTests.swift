@@ -203,6 +203,22 @@ struct DispatchMachineTests {
         )])
     }
 
+    /// A delivery tried before (its sink refused the connection) and claimed again too late keeps
+    /// the error that says why it never arrived: the result carries none, the attempt row says
+    /// it expired before its next attempt.
+    @Test func aRetriedDeliveryPastItsExpiryKeepsItsLastError() {
+        var run = Run()
+        run.started()
+        var claimed = Self.claimed("dlv_a", attempts: 3, at: run.now, expiresIn: 0)
+        claimed.delivery.lastError = "connection refused"
+        let actions = run.on(.claimed(sink: "slack", batch: ClaimBatch(claimed: [claimed])))
+        #expect(actions.contains(.complete(
+            claimed, attempt: DeliveryAttempt(deliveryID: "dlv_a", number: 3, startedAt: run.now, duration: .zero, outcome: "expired", detail: "expired before its next attempt"),
+            result: DeliveryResult(next: .expired, error: nil), retryAt: nil
+        )), "\(actions)")
+        #expect(Self.sends(actions).isEmpty)
+    }
+
     @Test func reservationsOfUnstoredDeliveriesAreGivenBack() throws {
         var run = Run([LaneSettings(sink: "slack", concurrency: 1)])
         run.started()

@@ -152,7 +152,7 @@ struct DurabilityTests {
         let folder = try HeraldProcess.tempFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let sinkPort = try await freeLoopbackPort()
-        try Self.writeConfig(folder, sinkPort: sinkPort, expireAfter: "1s")
+        try Self.writeConfig(folder, sinkPort: sinkPort, expireAfter: "2s")
         let herald = try HeraldProcess(["serve"], directory: folder)
         let port = try #require(await herald.listeningPort(), "\(herald.text)")
         #expect(try await Self.post(port, sid: "SMexpire") == 200)

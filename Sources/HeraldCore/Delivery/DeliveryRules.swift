@@ -51,4 +51,7 @@ public enum DeliveryRules {
     }
 
     public static let expiredUnsent = "expired before it could be sent"
+    /// The attempt row of a delivery that had been tried and expired before its next attempt
+    /// (its `last_error` stays the last attempt's, which says why it was not delivered).
+    public static let expiredBeforeRetry = "expired before its next attempt"
 }

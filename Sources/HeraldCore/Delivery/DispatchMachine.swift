@@ -380,11 +380,14 @@ public struct DispatchMachine: Sendable {
         }
     }
 
-    /// The write for a claimed delivery whose code expired before it could be sent.
+    /// The write for a claimed delivery whose code expired before this attempt started. One that
+    /// was tried before keeps its last error (the result carries none): "connection refused" says
+    /// why the code never arrived; "expired" alone would not.
     private static func expireUnsent(_ claimed: ClaimedDelivery, now: Date) -> Action {
+        let tried = claimed.delivery.lastError != nil
         let attempt = DeliveryAttempt(deliveryID: claimed.delivery.id, number: claimed.delivery.attempts, startedAt: now, duration: .zero,
-                                      outcome: "expired", detail: DeliveryRules.expiredUnsent)
-        return .complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: DeliveryRules.expiredUnsent), retryAt: nil)
+                                      outcome: "expired", detail: tried ? DeliveryRules.expiredBeforeRetry : DeliveryRules.expiredUnsent)
+        return .complete(claimed, attempt: attempt, result: DeliveryResult(next: .expired, error: tried ? nil : DeliveryRules.expiredUnsent), retryAt: nil)
     }
 
     // MARK: Lanes

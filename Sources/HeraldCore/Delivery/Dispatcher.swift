@@ -331,7 +331,9 @@ public final class Dispatcher: Service, Sendable {
             // the outbox's audit trail and the metrics, and in the log at debug.
             logger.debug("delivered", metadata: metadata)
         } else if attempt.outcome == "expired" {
-            logger.notice("delivery expired without an attempt: \(DeliveryRules.expiredUnsent)", metadata: metadata)
+            // "delivery expired before it could be sent", or "… before its next attempt" (with
+            // the last attempt's error kept in the outbox).
+            logger.notice("delivery \(attempt.detail ?? DeliveryRules.expiredUnsent)", metadata: metadata)
         } else {
             logger.warning("delivery \(result.next.rawValue)", metadata: metadata)
         }
