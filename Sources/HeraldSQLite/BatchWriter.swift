@@ -109,10 +109,8 @@ final class BatchWriter: Sendable {
         let job = Job(
             run: { db in
                 let value = try body(db)
-                var before: (@Sendable () -> Void)?
-                if let beforeCommit { before = { @Sendable in beforeCommit(value) } }
                 return Ran(
-                    beforeCommit: before,
+                    beforeCommit: beforeCommit.map { hook in { @Sendable in hook(value) } },
                     committed: { @Sendable in
                         outcome.set(.success(value))
                         waiter.wake(.done)

@@ -96,7 +96,8 @@ public struct Ingestor: Sendable {
         // the commit fail after all, they went out for a message the source hears was not taken,
         // and may send again: a repeat, never a loss.
         let claimed = deliveries.filter { $0.state == .inFlight }.map { ClaimedDelivery(delivery: $0, event: event) }
-        let started = StartFlag()
+        // Whether the hook handed the deliveries to the dispatcher before the commit.
+        let started = AtomicFlag()
         let inserted: InsertResult
         do {
             inserted = try await store.insert(event, deliveries: deliveries) { [dispatcher] result in
@@ -166,13 +167,6 @@ public struct Ingestor: Sendable {
         }
         return .seconds(Int64(min(60, max(1, shortestExcess.rounded(.up)))))
     }
-}
-
-/// Whether a message's deliveries were handed to the dispatcher before its write committed.
-private final class StartFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {

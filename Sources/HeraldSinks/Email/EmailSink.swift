@@ -2,7 +2,6 @@ import CCurl
 import Dispatch
 import Foundation
 import HeraldCore
-import Synchronization
 
 /// Email over SMTP with libcurl. `smtp://` requires STARTTLS unless `starttls: none`; `smtps://`
 /// is TLS from the first byte. Each attempt uses its own easy handle, and the blocking transfer
@@ -41,7 +40,7 @@ public struct EmailSink: Sink {
         let message = message(for: request)
         let settings = self.settings
         let timeout = self.timeout
-        let cancel = CancelFlag()
+        let cancel = AtomicFlag()
         // The transfer blocks its thread, so it runs off the cooperative pool; cancellation (the
         // shutdown grace running out) reaches it through libcurl's progress callback.
         return await withTaskCancellationHandler {
@@ -49,13 +48,6 @@ public struct EmailSink: Sink {
         } onCancel: {
             cancel.set()
         }
-    }
-
-    /// Set when the attempt's task is cancelled; read by libcurl's progress callback.
-    final class CancelFlag: Sendable {
-        private let flag = Atomic<Bool>(false)
-        func set() { flag.store(true, ordering: .relaxed) }
-        var isSet: Bool { flag.load(ordering: .relaxed) }
     }
 
     /// The message and how far the upload got; reached from libcurl's read callback.
@@ -68,7 +60,7 @@ public struct EmailSink: Sink {
         }
     }
 
-    static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration, cancel: CancelFlag = CancelFlag()) -> DeliveryOutcome {
+    static func transfer(message: Data, settings: EmailSinkSettings, timeout: Duration, cancel: AtomicFlag = AtomicFlag()) -> DeliveryOutcome {
         // The error buffer outlives the handle that writes into it (freed after the cleanup below).
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -128,7 +120,7 @@ public struct EmailSink: Sink {
             herald_setopt_pointer(handle, CURLOPT_XFERINFODATA, cancelPointer.toOpaque())
             herald_setopt_xferinfo_function(handle) { userdata, _, _, _, _ in
                 guard let userdata else { return 0 }
-                return Unmanaged<CancelFlag>.fromOpaque(userdata).takeUnretainedValue().isSet ? 1 : 0
+                return Unmanaged<AtomicFlag>.fromOpaque(userdata).takeUnretainedValue().isSet ? 1 : 0
             }
             herald_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
             return curl_easy_perform(handle)
